@@ -1,0 +1,37 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.ready
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: test lint unit demo bench build prerequisites clean
+
+$(READY): requirements.txt requirements-test.txt constraints.txt
+	@tools/check-prerequisites.sh $(PYTHON)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt -c constraints.txt
+	touch $(READY)
+
+prerequisites: $(READY)
+	@tools/check-prerequisites.sh $(BIN)/python
+
+## Every test: lint, type checks, unit, integration and end-to-end.
+test: prerequisites lint
+	$(BIN)/python -m pytest tests
+
+lint: $(READY)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## The collection tarball, as `ansible-galaxy collection install` takes it.
+build: $(READY)
+	mkdir -p build
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+bench: prerequisites
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
