@@ -1,0 +1,944 @@
+"""durable.eda.aws_sqs_queue: a durable, drop-in replacement for amazon.aws.aws_sqs_queue."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import yaml
+from aiobotocore.config import AioConfig
+from aiobotocore.credentials import AioDeferredRefreshableCredentials
+from aiobotocore.session import AioSession
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+
+DOCUMENTATION = r"""
+---
+author:
+  - durable.eda maintainers
+short_description: Receive events from an AWS SQS queue, deleting each only once the engine has it
+description:
+  - Long-polls an AWS SQS queue (standard or FIFO) and puts one event per message on the
+    ansible-rulebook queue.
+  - A drop-in replacement for C(amazon.aws.aws_sqs_queue) and C(ansible.eda.aws_sqs_queue)
+    with the same options and event shape, that loses nothing.
+  - A message is deleted only after the engine has it, after C(put) returns or, with
+    I(feedback=true), after the engine has acknowledged it. Until then a heartbeat keeps it
+    invisible to other consumers, however long it waits.
+  - Deletes are batched. On shutdown, messages not yet acknowledged are made visible again
+    at once, so the next start or another consumer gets them.
+  - Throttling, 5xx answers, timeouts and connection errors are retried with exponential
+    back-off and jitter, without end. A missing queue, denied access or invalid credentials
+    stop the source at once with a message that says what to fix.
+  - The event is C({"body": <JSON-decoded body, or the raw string>, "meta": {"MessageId": ...,
+    "uuid": ..., "sqs": {...}}}). C(meta.uuid) is derived from the SQS MessageId, so
+    ansible-rulebook's persistence recognises a redelivered message.
+    C(meta.sqs) holds C(message_id), C(receipt_count), C(sent_at), and where present
+    C(message_group_id), C(sequence_number), C(deduplication_id) and C(attributes)
+    (message attributes; strings and numbers as values, binary as base64).
+options:
+  name:
+    description:
+      - Name of the queue. One of I(name) and I(queue_url) is required.
+    type: str
+  queue_url:
+    description:
+      - URL of the queue, instead of I(name). Its region is used when I(region) is not set.
+    type: str
+  region:
+    description:
+      - AWS region of the queue. Defaults to boto's configuration (AWS_REGION,
+        AWS_DEFAULT_REGION, the profile).
+    type: str
+  endpoint_url:
+    description:
+      - SQS endpoint to use instead of the region's, e.g. a VPC endpoint or a local SQS server.
+    type: str
+  access_key:
+    description:
+      - AWS access key id. Without it, boto's default credential chain is used (environment,
+        web identity, profile, container or instance role).
+    type: str
+  secret_key:
+    description:
+      - AWS secret access key; required with I(access_key).
+    type: str
+  session_token:
+    description:
+      - AWS session token for temporary credentials.
+    type: str
+  profile:
+    description:
+      - Named profile from the AWS config and credentials files.
+    type: str
+  role_arn:
+    description:
+      - IAM role to assume through STS with the credentials otherwise in effect. The assumed
+        credentials are refreshed before they expire.
+    type: str
+  role_session_name:
+    description:
+      - Session name for I(role_arn).
+    type: str
+    default: durable-eda
+  external_id:
+    description:
+      - External id for I(role_arn), when the role's trust policy requires one.
+    type: str
+  queue_owner_aws_account_id:
+    description:
+      - AWS account id that owns the queue, when it is not the caller's account.
+    type: str
+  wait_time_seconds:
+    description:
+      - Long-poll duration of each receive, 0 to 20 seconds.
+    type: int
+    default: 20
+  delay_seconds:
+    description:
+      - Alias of I(wait_time_seconds), kept for compatibility with amazon.aws.aws_sqs_queue.
+    type: int
+  max_number_of_messages:
+    description:
+      - Messages per receive, 1 to 10.
+    type: int
+    default: 10
+  visibility_timeout:
+    description:
+      - Seconds a received message stays invisible to other consumers, 0 to 43200. A heartbeat
+        renews it while the message waits for the engine, so it only bounds how long a message
+        stays hidden after the process dies. 0 disables the heartbeat and lets a held message
+        be delivered again at once.
+    type: int
+    default: 30
+  pollers:
+    description:
+      - Number of concurrent receive loops, 1 to 10. More than one helps only on deep queues
+        or high-latency links.
+    type: int
+    default: 1
+  feedback:
+    description:
+      - Delete a message only after ansible-rulebook acknowledges the event (ansible-rulebook
+        1.3 or later, started with C(--persistence-id)). With persistence, that is after the
+        event is stored, so nothing is lost even when the process is killed.
+    type: bool
+    default: false
+  feedback_timeout:
+    description:
+      - Seconds to wait for the acknowledgement of an event before the source fails. The
+        message is then not deleted, and is delivered again after a restart.
+    type: float
+    default: 120
+  eda_feedback_queue:
+    description:
+      - Set by ansible-rulebook when I(feedback) is true; never set it in a rulebook.
+    type: raw
+"""
+
+EXAMPLES = r"""
+- name: Remediate failures reported through SQS
+  hosts: all
+  sources:
+    - durable.eda.aws_sqs_queue:
+        name: eda-events
+        region: us-east-1
+  rules:
+    - name: Print every event
+      condition: event.body is defined
+      action:
+        print_event:
+
+- name: Durable mode, a message is deleted once the engine has persisted its event
+  hosts: all
+  sources:
+    - durable.eda.aws_sqs_queue:
+        queue_url: https://sqs.eu-west-1.amazonaws.com/123456789012/eda-events.fifo
+        role_arn: arn:aws:iam::123456789012:role/eda-consumer
+        feedback: true
+  rules:
+    - name: Restart a failed service
+      condition: event.body.status == "failed"
+      action:
+        run_playbook:
+          name: playbooks/restart_service.yml
+"""
+
+# The plugin is loaded with runpy, where __name__ is "<run_path>"; a fixed name lets users
+# configure this logger.
+LOG = logging.getLogger("durable.eda.aws_sqs_queue")
+
+SQS_BATCH_LIMIT = 10
+DELETE_LINGER_SECONDS = 0.1
+SHUTDOWN_GRACE_SECONDS = 5.0
+BACKOFF_BASE_SECONDS = 0.2
+BACKOFF_CAP_SECONDS = 20.0
+
+_DOCUMENTED = yaml.safe_load(DOCUMENTATION)["options"]
+VALID_OPTIONS = frozenset(_DOCUMENTED)
+# ansible-rulebook passes the options through Jinja and from -E environment variables, so
+# numbers and booleans may arrive as strings.
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A rulebook option is missing, unknown or out of range."""
+
+
+class FatalSQSError(RuntimeError):
+    """An SQS error that retrying cannot fix: a missing queue, denied access, bad credentials."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The plugin's options, validated once before anything connects."""
+
+    name: str | None = None
+    queue_url: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    role_arn: str | None = None
+    role_session_name: str = "durable-eda"
+    external_id: str | None = field(default=None, repr=False)
+    queue_owner_aws_account_id: str | None = None
+    wait_time_seconds: int = 20
+    max_number_of_messages: int = 10
+    visibility_timeout: int = 30
+    pollers: int = 1
+    feedback: bool = False
+    feedback_timeout: float = 120.0
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Config:
+        unknown = sorted(set(args) - VALID_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for durable.eda.aws_sqs_queue; "
+                f"valid options are: {', '.join(sorted(VALID_OPTIONS - {'eda_feedback_queue'}))}"
+            )
+        config = cls(
+            name=_text(args, "name"),
+            queue_url=_text(args, "queue_url"),
+            region=_text(args, "region") or _region_of(_text(args, "queue_url")),
+            endpoint_url=_text(args, "endpoint_url"),
+            access_key=_text(args, "access_key"),
+            secret_key=_text(args, "secret_key"),
+            session_token=_text(args, "session_token"),
+            profile=_text(args, "profile"),
+            role_arn=_text(args, "role_arn"),
+            role_session_name=_text(args, "role_session_name") or "durable-eda",
+            external_id=_text(args, "external_id"),
+            queue_owner_aws_account_id=_text(args, "queue_owner_aws_account_id"),
+            wait_time_seconds=_wait_time(args),
+            max_number_of_messages=_integer(args, "max_number_of_messages", 10, 1, 10),
+            visibility_timeout=_integer(args, "visibility_timeout", 30, 0, 43200),
+            pollers=_integer(args, "pollers", 1, 1, 10),
+            feedback=_boolean(args, "feedback"),
+            feedback_timeout=_positive_number(args, "feedback_timeout", 120.0),
+        )
+        config._check_combinations(args)
+        return config
+
+    def _check_combinations(self, args: Mapping[str, Any]) -> None:
+        if (self.name is None) == (self.queue_url is None):
+            raise ConfigError("set exactly one of the options 'name' and 'queue_url'")
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ConfigError("'access_key' and 'secret_key' must be set together")
+        if self.session_token and not self.access_key:
+            raise ConfigError("'session_token' needs 'access_key' and 'secret_key'")
+        if self.profile and self.access_key:
+            raise ConfigError("set either 'profile' or 'access_key'/'secret_key', not both")
+        if (self.external_id or "role_session_name" in args) and not self.role_arn:
+            raise ConfigError("'external_id' and 'role_session_name' need 'role_arn'")
+        if self.feedback and args.get("eda_feedback_queue") is None:
+            raise ConfigError(
+                "'feedback: true' needs ansible-rulebook 1.3.0 or later, which passes the "
+                "feedback queue; upgrade ansible-rulebook, or remove 'feedback'"
+            )
+
+    @property
+    def queue_label(self) -> str:
+        return self.queue_url or str(self.name)
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.secret_key, self.session_token, self.access_key) if s)
+
+
+def _text(args: Mapping[str, Any], option: str) -> str | None:
+    value = args.get(option)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"option '{option}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def _integer(args: Mapping[str, Any], option: str, default: int, low: int, high: int) -> int:
+    value = args.get(option, default)
+    if isinstance(value, bool):
+        raise ConfigError(f"option '{option}' must be an integer from {low} to {high}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"option '{option}' must be an integer from {low} to {high}, got {value!r}"
+        ) from None
+    if not low <= number <= high:
+        raise ConfigError(f"option '{option}' must be from {low} to {high}, got {number}")
+    return number
+
+
+def _wait_time(args: Mapping[str, Any]) -> int:
+    if "delay_seconds" in args and "wait_time_seconds" in args:
+        raise ConfigError("'delay_seconds' is an alias of 'wait_time_seconds': set only one")
+    option = "delay_seconds" if "delay_seconds" in args else "wait_time_seconds"
+    return _integer(args, option, 20, 0, 20)
+
+
+def _boolean(args: Mapping[str, Any], option: str) -> bool:
+    value = args.get(option, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise ConfigError(f"option '{option}' must be true or false, got {value!r}")
+
+
+def _positive_number(args: Mapping[str, Any], option: str, default: float) -> float:
+    value = args.get(option, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"option '{option}' must be a number of seconds, got {value!r}") from None
+    if number <= 0 or isinstance(value, bool):
+        raise ConfigError(f"option '{option}' must be a positive number of seconds, got {value!r}")
+    return number
+
+
+def _region_of(queue_url: str | None) -> str | None:
+    """The region in a standard SQS URL such as https://sqs.eu-west-1.amazonaws.com/1/q."""
+    if not queue_url:
+        return None
+    host = queue_url.split("://", 1)[-1].split("/", 1)[0]
+    parts = host.split(".")
+    if len(parts) >= 4 and parts[0] == "sqs" and parts[2] == "amazonaws":
+        return parts[1]
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Errors: what is worth retrying, and what to tell the user otherwise.
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "KMS.ThrottlingException",
+        "AWS.SimpleQueueService.RequestThrottled",
+    }
+)
+_QUEUE_MISSING_CODES = frozenset(
+    {"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue"}
+)
+_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "KMS.AccessDeniedException", "KmsAccessDenied"}
+)
+_BAD_CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+        "ExpiredToken",
+        "ExpiredTokenException",
+    }
+)
+_NETWORK_ERRORS = (
+    HTTPClientError,
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return error_code(exc) in _TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, _NETWORK_ERRORS)
+
+
+def describe_fatal(exc: BaseException, config: Config) -> str:
+    """One message that says what went wrong and what to change."""
+    where = f"SQS queue '{config.queue_label}' (region {config.region or 'from AWS config'})"
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            f"no usable AWS credentials for {where}: set access_key/secret_key, profile, "
+            "role_arn, or the AWS_* environment variables"
+        )
+    if isinstance(exc, ProfileNotFound):
+        return f"AWS profile '{config.profile}' not found: check the 'profile' option"
+    if isinstance(exc, NoRegionError):
+        return f"no AWS region for {where}: set the 'region' option or AWS_DEFAULT_REGION"
+    if not isinstance(exc, ClientError):
+        return f"{where}: {type(exc).__name__}: {exc}"
+    code = error_code(exc)
+    detail = exc.response.get("Error", {}).get("Message", "") or str(exc)
+    if code in _QUEUE_MISSING_CODES:
+        return (
+            f"{where} does not exist ({code}): create it, or correct name/queue_url, region, "
+            "queue_owner_aws_account_id or endpoint_url"
+        )
+    if code in _DENIED_CODES:
+        return (
+            f"access denied to {where} ({code}: {detail}): grant sqs:ReceiveMessage, "
+            "sqs:DeleteMessage, sqs:ChangeMessageVisibility, sqs:GetQueueUrl and "
+            "sqs:GetQueueAttributes (and kms:Decrypt for an encrypted queue, sts:AssumeRole "
+            "for role_arn)"
+        )
+    if code in _BAD_CREDENTIAL_CODES:
+        return (
+            f"AWS rejected the credentials used for {where} ({code}: {detail}): check "
+            "access_key/secret_key/session_token, profile or role_arn"
+        )
+    return f"{where}: {code or type(exc).__name__}: {detail}"
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "********")
+    return text
+
+
+@dataclass
+class Backoff:
+    """Exponential back-off with jitter, so many consumers do not retry in step."""
+
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**self.attempt)
+        self.attempt += 1
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+async def with_retry(
+    operation: str, call: Callable[[], Awaitable[T]], config: Config, backoff: Backoff | None = None
+) -> T:
+    """Run one SQS call, retrying transient failures without end; raise the rest, explained."""
+    backoff = backoff or Backoff()
+    while True:
+        try:
+            return await call()
+        except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
+            if not is_transient(exc):
+                message = redact(describe_fatal(exc, config), config.secrets())
+                raise FatalSQSError(message) from None
+            delay = backoff.next_delay()
+            LOG.warning(
+                "SQS %s failed (%s); retrying in %.1f s",
+                operation,
+                redact(_cause(exc), config.secrets()),
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return (
+            f"HTTP {status} {error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------------------------------
+# Events
+
+
+def decode_body(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        LOG.debug("message body is not JSON; passing it on as a string")
+        return body
+
+
+def stable_uuid(message_id: str) -> str:
+    """SQS message ids are UUIDs already; anything else is mapped to one deterministically."""
+    try:
+        return str(uuid.UUID(message_id))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"aws-sqs:{message_id}"))
+
+
+def _attribute_value(attribute: Mapping[str, Any]) -> Any:
+    data_type = str(attribute.get("DataType", "String"))
+    if data_type.startswith("Binary"):
+        return base64.b64encode(attribute.get("BinaryValue", b"")).decode("ascii")
+    text = str(attribute.get("StringValue", ""))
+    if data_type.startswith("Number"):
+        with contextlib.suppress(ValueError):
+            return int(text)
+        with contextlib.suppress(ValueError):
+            return float(text)
+    return text
+
+
+def sqs_meta(message: Mapping[str, Any]) -> dict[str, Any]:
+    system = message.get("Attributes", {})
+    meta: dict[str, Any] = {"message_id": message["MessageId"]}
+    if "ApproximateReceiveCount" in system:
+        meta["receipt_count"] = int(system["ApproximateReceiveCount"])
+    if "SentTimestamp" in system:
+        sent = datetime.fromtimestamp(int(system["SentTimestamp"]) / 1000, tz=UTC)
+        meta["sent_at"] = sent.isoformat(timespec="milliseconds")
+    for key, name in (
+        ("MessageGroupId", "message_group_id"),
+        ("SequenceNumber", "sequence_number"),
+        ("MessageDeduplicationId", "deduplication_id"),
+    ):
+        if key in system:
+            meta[name] = system[key]
+    attributes = message.get("MessageAttributes")
+    if attributes:
+        meta["attributes"] = {k: _attribute_value(v) for k, v in attributes.items()}
+    return meta
+
+
+def build_event(message: Mapping[str, Any]) -> dict[str, Any]:
+    message_id = str(message["MessageId"])
+    return {
+        "body": decode_body(str(message.get("Body", ""))),
+        "meta": {
+            "MessageId": message_id,
+            "uuid": stable_uuid(message_id),
+            "sqs": sqs_meta(message),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Leases: the messages this process holds, received but not yet deleted.
+
+
+@dataclass
+class Lease:
+    receipt_handle: str
+    visible_at: float
+    acknowledged: bool = False
+
+
+@dataclass
+class Leases:
+    visibility_timeout: int
+    held: dict[str, Lease] = field(default_factory=dict)
+
+    def take(self, message: Mapping[str, Any]) -> bool:
+        """Hold a received message; False if it is held already (a duplicate delivery)."""
+        message_id = str(message["MessageId"])
+        lease = self.held.get(message_id)
+        handle = str(message["ReceiptHandle"])
+        if lease is not None:
+            lease.receipt_handle = handle  # SQS wants the newest handle
+            return False
+        self.held[message_id] = Lease(handle, time.monotonic() + self.visibility_timeout)
+        return True
+
+    def acknowledge(self, message_id: str) -> None:
+        if message_id in self.held:
+            self.held[message_id].acknowledged = True
+
+    def handles(self, message_ids: list[str]) -> list[tuple[str, str]]:
+        return [(m, self.held[m].receipt_handle) for m in message_ids if m in self.held]
+
+    def due_for_renewal(self) -> list[str]:
+        horizon = time.monotonic() + self.visibility_timeout / 2
+        return [m for m, lease in self.held.items() if lease.visible_at <= horizon]
+
+    def renewed(self, message_id: str) -> None:
+        if message_id in self.held:
+            self.held[message_id].visible_at = time.monotonic() + self.visibility_timeout
+
+    def unacknowledged(self) -> list[str]:
+        return [m for m, lease in self.held.items() if not lease.acknowledged]
+
+    def acknowledged(self) -> list[str]:
+        return [m for m, lease in self.held.items() if lease.acknowledged]
+
+    def drop(self, message_id: str) -> None:
+        self.held.pop(message_id, None)
+
+
+def chunks(items: list[T], size: int = SQS_BATCH_LIMIT) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# ---------------------------------------------------------------------------------------
+# The source
+
+
+class SQSSource:
+    """Receive loops, a dispatcher, a batched deleter and a visibility heartbeat."""
+
+    def __init__(self, client: Any, queue_url: str, config: Config) -> None:
+        self.client = client
+        self.queue_url = queue_url
+        self.config = config
+        self.fifo = queue_url.endswith(".fifo")
+        self.leases = Leases(config.visibility_timeout)
+        self.ready: asyncio.Queue[dict[str, Any]] = asyncio.Queue(config.max_number_of_messages)
+        self.acknowledged: asyncio.Queue[str] = asyncio.Queue()
+
+    async def run(self, queue: Any, feedback: asyncio.Queue[Any] | None) -> None:
+        tasks = [asyncio.create_task(self.poll()) for _ in range(self.config.pollers)]
+        tasks.append(asyncio.create_task(self.dispatch(queue, feedback)))
+        tasks.append(asyncio.create_task(self.delete_acknowledged()))
+        if self.config.visibility_timeout > 0:
+            tasks.append(asyncio.create_task(self.heartbeat()))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.settle()
+
+    # Receiving -----------------------------------------------------------------------
+
+    async def poll(self) -> None:
+        while True:
+            for message in await self.receive():
+                if self.leases.take(message):
+                    await self.ready.put(message)
+                else:
+                    LOG.debug(
+                        "message %s delivered twice while held; kept once", message["MessageId"]
+                    )
+
+    async def receive(self) -> list[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "QueueUrl": self.queue_url,
+            "MaxNumberOfMessages": self.config.max_number_of_messages,
+            "WaitTimeSeconds": self.config.wait_time_seconds,
+            "MessageSystemAttributeNames": ["All"],
+            "MessageAttributeNames": ["All"],
+            "VisibilityTimeout": self.config.visibility_timeout,
+        }
+        if self.fifo:
+            # A retried receive with the same attempt id returns the same messages, so a
+            # lost response cannot leave a FIFO group blocked or reordered.
+            request["ReceiveRequestAttemptId"] = uuid.uuid4().hex
+        reply = await with_retry(
+            "ReceiveMessage", lambda: self.client.receive_message(**request), self.config
+        )
+        messages: list[dict[str, Any]] = reply.get("Messages", [])
+        return messages
+
+    # Handing events to the engine ----------------------------------------------------
+
+    async def dispatch(self, queue: Any, feedback: asyncio.Queue[Any] | None) -> None:
+        while True:
+            message = await self.ready.get()
+            event = build_event(message)
+            await queue.put(event)
+            if feedback is not None:
+                await self.wait_for_acknowledgement(feedback, event)
+            message_id = str(message["MessageId"])
+            self.leases.acknowledge(message_id)
+            self.acknowledged.put_nowait(message_id)
+
+    async def wait_for_acknowledgement(
+        self, feedback: asyncio.Queue[Any], event: dict[str, Any]
+    ) -> None:
+        message_id = event["meta"]["MessageId"]
+        try:
+            acknowledged = await asyncio.wait_for(feedback.get(), self.config.feedback_timeout)
+        except TimeoutError:
+            raise RuntimeError(
+                f"ansible-rulebook did not acknowledge SQS message {message_id} within "
+                f"{self.config.feedback_timeout:g} s (feedback_timeout); the message was not "
+                "deleted and will be delivered again"
+            ) from None
+        meta = acknowledged.get("meta", {}) if isinstance(acknowledged, dict) else {}
+        if meta.get("uuid") not in (None, event["meta"]["uuid"]):
+            LOG.warning("acknowledgement for %s carried uuid %s", message_id, meta.get("uuid"))
+
+    # Deleting ------------------------------------------------------------------------
+
+    async def delete_acknowledged(self) -> None:
+        while True:
+            batch = [await self.acknowledged.get()]
+            await self.linger(batch)
+            await self.delete(batch)
+
+    async def linger(self, batch: list[str]) -> None:
+        """Gather up to a full batch, but never hold an acknowledged delete while idle."""
+        deadline = time.monotonic() + DELETE_LINGER_SECONDS
+        while len(batch) < SQS_BATCH_LIMIT:
+            if self.acknowledged.empty() and self.ready.empty():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                batch.append(await asyncio.wait_for(self.acknowledged.get(), remaining))
+            except TimeoutError:
+                return
+
+    async def delete(self, message_ids: list[str]) -> None:
+        entries = self._entries(message_ids)
+        if not entries:
+            return
+        reply = await with_retry(
+            "DeleteMessageBatch",
+            lambda: self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries),
+            self.config,
+        )
+        retry = self._settle_batch(message_ids, reply, "delete")
+        if retry:
+            await self.delete(retry)
+
+    async def release(self, message_ids: list[str]) -> None:
+        await self.change_visibility(message_ids, 0, "release")
+
+    async def change_visibility(self, message_ids: list[str], seconds: int, purpose: str) -> None:
+        entries = [{**e, "VisibilityTimeout": seconds} for e in self._entries(message_ids)]
+        if not entries:
+            return
+        reply = await with_retry(
+            "ChangeMessageVisibilityBatch",
+            lambda: self.client.change_message_visibility_batch(
+                QueueUrl=self.queue_url, Entries=entries
+            ),
+            self.config,
+        )
+        retry = self._settle_batch(message_ids, reply, purpose)
+        if retry:
+            await self.change_visibility(retry, seconds, purpose)
+
+    def _entries(self, message_ids: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"Id": str(index), "ReceiptHandle": handle}
+            for index, (_, handle) in enumerate(self.leases.handles(message_ids))
+        ]
+
+    def _settle_batch(
+        self, message_ids: list[str], reply: Mapping[str, Any], purpose: str
+    ) -> list[str]:
+        """Update leases from a batch reply; return the ids whose entry should be retried."""
+        ids = [m for m, _ in self.leases.handles(message_ids)]
+        failed = {int(f["Id"]): f for f in reply.get("Failed") or []}
+        retry: list[str] = []
+        for index, message_id in enumerate(ids):
+            failure = failed.get(index)
+            if failure is None:
+                self._succeeded(message_id, purpose)
+            elif failure.get("SenderFault"):
+                LOG.warning(
+                    "SQS refused to %s message %s (%s); it may be delivered again",
+                    purpose,
+                    message_id,
+                    failure.get("Code"),
+                )
+                self.leases.drop(message_id)
+            else:
+                retry.append(message_id)
+        return retry
+
+    def _succeeded(self, message_id: str, purpose: str) -> None:
+        if purpose == "renew":
+            self.leases.renewed(message_id)
+        else:
+            self.leases.drop(message_id)
+
+    # Keeping held messages invisible -------------------------------------------------
+
+    async def heartbeat(self) -> None:
+        interval = max(0.5, self.config.visibility_timeout / 4)
+        while True:
+            await asyncio.sleep(interval)
+            for batch in chunks(self.leases.due_for_renewal()):
+                await self.change_visibility(batch, self.config.visibility_timeout, "renew")
+
+    # Stopping ------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Delete what the engine has, release what it has not, in a bounded time."""
+        acknowledged = self.leases.acknowledged()
+        unacknowledged = self.leases.unacknowledged()
+        if not (acknowledged or unacknowledged):
+            return
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
+                for batch in chunks(acknowledged):
+                    await self.delete(batch)
+                for batch in chunks(unacknowledged):
+                    await self.release(batch)
+        except (TimeoutError, FatalSQSError) as exc:
+            LOG.warning(
+                "could not settle %d held messages on stop (%s); they return to the queue "
+                "when their visibility timeout expires",
+                len(self.leases.held),
+                exc,
+            )
+        else:
+            LOG.info(
+                "stopped: deleted %d acknowledged and released %d unacknowledged messages",
+                len(acknowledged),
+                len(unacknowledged),
+            )
+
+
+# ---------------------------------------------------------------------------------------
+# Connecting
+
+
+def create_session(config: Config) -> AioSession:
+    session = AioSession(profile=config.profile)
+    if config.access_key and config.secret_key:
+        session.set_credentials(config.access_key, config.secret_key, config.session_token)
+    if config.role_arn:
+        assumed = AioSession()
+        # botocore has no public setter for refreshable credentials; this is how its own
+        # assume-role provider installs them.
+        assumed._credentials = assumed_role_credentials(session, config)  # type: ignore[attr-defined]
+        return assumed
+    return session
+
+
+def assumed_role_credentials(
+    source: AioSession, config: Config
+) -> AioDeferredRefreshableCredentials:
+    async def refresh() -> dict[str, str]:
+        request: dict[str, Any] = {
+            "RoleArn": config.role_arn,
+            "RoleSessionName": config.role_session_name,
+        }
+        if config.external_id:
+            request["ExternalId"] = config.external_id
+        async with source.create_client("sts", region_name=config.region) as sts:
+            reply = await sts.assume_role(**request)
+        credentials = reply["Credentials"]
+        LOG.info("assumed role %s until %s", config.role_arn, credentials["Expiration"])
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    return AioDeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")
+
+
+def client_options(config: Config) -> dict[str, Any]:
+    return {
+        "region_name": config.region,
+        "endpoint_url": config.endpoint_url,
+        "config": AioConfig(
+            # Retries are ours: logged, unbounded, with jitter.
+            retries={"total_max_attempts": 1},
+            connect_timeout=10,
+            read_timeout=config.wait_time_seconds + 20,
+            max_pool_connections=config.pollers + 4,
+        ),
+    }
+
+
+async def resolve_queue_url(client: Any, config: Config) -> str:
+    """The queue's URL, checked to exist before the first receive."""
+    if config.queue_url:
+        url = config.queue_url
+        await with_retry(
+            "GetQueueAttributes",
+            lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]),
+            config,
+        )
+        return url
+    request = {"QueueName": config.name}
+    if config.queue_owner_aws_account_id:
+        request["QueueOwnerAWSAccountId"] = config.queue_owner_aws_account_id
+    reply = await with_retry("GetQueueUrl", lambda: client.get_queue_url(**request), config)
+    return str(reply["QueueUrl"])
+
+
+def quiet_wire_logs() -> None:
+    """botocore at DEBUG logs request headers, which carry keys and tokens; ansible-rulebook
+    -vv turns DEBUG on everywhere."""
+    for name in ("botocore", "aiobotocore"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+async def main(queue: Any, args: dict[str, Any]) -> None:
+    """Receive events from SQS until cancelled; raise only what a restart cannot fix."""
+    config = Config.from_args(args)
+    feedback = args.get("eda_feedback_queue") if config.feedback else None
+    quiet_wire_logs()
+    if config.visibility_timeout == 0:
+        LOG.warning("visibility_timeout 0: held messages can be delivered again at once")
+    try:
+        session = create_session(config)
+        async with session.create_client("sqs", **client_options(config)) as client:
+            queue_url = await resolve_queue_url(client, config)
+            LOG.info(
+                "receiving from %s (feedback %s, visibility timeout %d s)",
+                queue_url,
+                "on" if feedback is not None else "off",
+                config.visibility_timeout,
+            )
+            await SQSSource(client, queue_url, config).run(queue, feedback)
+    except (NoCredentialsError, PartialCredentialsError, ProfileNotFound, NoRegionError) as exc:
+        raise FatalSQSError(describe_fatal(exc, config)) from None
