@@ -24,6 +24,7 @@ lint: $(READY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/ansible-lint
 
 ## The collection tarball, as `ansible-galaxy collection install` takes it.
 build: $(READY)
