@@ -33,7 +33,9 @@ class Fault:
     message: str = "injected by the fault proxy"
 
     def body(self) -> bytes:
-        return json.dumps({"__type": f"com.amazonaws.sqs#{self.code}", "message": self.message}).encode()
+        return json.dumps(
+            {"__type": f"com.amazonaws.sqs#{self.code}", "message": self.message}
+        ).encode()
 
 
 RESET = Fault(status=0)

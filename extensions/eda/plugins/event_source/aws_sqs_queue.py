@@ -51,12 +51,13 @@ description:
   - Throttling, 5xx answers, timeouts and connection errors are retried with exponential
     back-off and jitter, without end. A missing queue, denied access or invalid credentials
     stop the source at once with a message that says what to fix.
-  - The event is C({"body": <JSON-decoded body, or the raw string>, "meta": {"MessageId": ...,
-    "uuid": ..., "sqs": {...}}}). C(meta.uuid) is derived from the SQS MessageId, so
-    ansible-rulebook's persistence recognises a redelivered message.
+  - "The event is C({\"body\": <JSON-decoded body, or the raw string>,
+    \"meta\": {\"MessageId\": ..., \"uuid\": ..., \"sqs\": {...}}}).
+    C(meta.uuid) is derived from the SQS MessageId, so ansible-rulebook's persistence
+    recognises a redelivered message.
     C(meta.sqs) holds C(message_id), C(receipt_count), C(sent_at), and where present
     C(message_group_id), C(sequence_number), C(deduplication_id) and C(attributes)
-    (message attributes; strings and numbers as values, binary as base64).
+    (message attributes; strings and numbers as values, binary as base64)."
 options:
   name:
     description:

@@ -1,0 +1,167 @@
+"""The event source against moto's SQS server over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+
+import pytest
+
+from tests.integration.source_harness import consume, eventually, running_source, source_args
+from tests.support.aws import TestQueue
+from tests.support.fault_proxy import RESET, FaultProxy
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_event_keeps_the_amazon_aws_shape_and_adds_sqs_meta(
+    queue: TestQueue, moto_endpoint: str
+) -> None:
+    sent = queue.send(
+        json.dumps({"status": "failed", "service": "nginx"}),
+        MessageAttributes={
+            "source": {"DataType": "String", "StringValue": "github"},
+            "attempt": {"DataType": "Number", "StringValue": "3"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+        },
+    )
+    async with running_source(source_args(queue, moto_endpoint)) as engine:
+        event = await engine.take()
+
+    assert event["body"] == {"status": "failed", "service": "nginx"}
+    meta = event["meta"]
+    assert meta["MessageId"] == sent
+    assert meta["uuid"] == sent
+    assert meta["sqs"]["message_id"] == sent
+    assert meta["sqs"]["receipt_count"] == 1
+    assert meta["sqs"]["sent_at"].endswith("+00:00")
+    assert meta["sqs"]["attributes"] == {
+        "source": "github",
+        "attempt": 3,
+        "blob": base64.b64encode(b"\x00\x01").decode(),
+    }
+    json.dumps(event)  # the engine drops events that do not serialise
+
+
+async def test_bodies_that_are_not_json_objects_pass_unchanged(
+    queue: TestQueue, moto_endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for body in ("plain text, not JSON", "[1, 2, 3]", '"a JSON string"'):
+        queue.send(body)
+    caplog.set_level(logging.DEBUG)
+    async with running_source(source_args(queue, moto_endpoint)) as engine:
+        await consume(engine, 3)
+
+    assert sorted(map(str, engine.bodies())) == sorted(
+        ["plain text, not JSON", "[1, 2, 3]", "a JSON string"]
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_message_is_deleted_only_after_the_engine_took_it(
+    queue: TestQueue, moto_endpoint: str
+) -> None:
+    queue.send_many(["1", "2", "3"])
+    async with running_source(source_args(queue, moto_endpoint)) as engine:
+        await consume(engine, 2)
+        # The third event waits in the engine's queue of one: taken, so deletable; a fourth
+        # would be held. Nothing the engine has not taken may be gone.
+        await eventually(lambda: queue.counts() == (0, 1), what="two deleted, one held")
+        await consume(engine, 1)
+        await eventually(lambda: queue.counts() == (0, 0), what="all deleted")
+
+
+async def test_feedback_mode_deletes_only_acknowledged_messages(
+    queue: TestQueue, moto_endpoint: str
+) -> None:
+    queue.send_many(["a", "b", "c"])
+    async with running_source(source_args(queue, moto_endpoint), feedback=True) as engine:
+        await consume(engine, 2)
+        unacknowledged = await engine.take()
+        await eventually(lambda: queue.counts() == (0, 1), what="two acknowledged deleted")
+        assert await asyncio.to_thread(queue.counts) == (0, 1)
+        await engine.acknowledge(unacknowledged)
+        await eventually(lambda: queue.counts() == (0, 0), what="third deleted after ack")
+
+
+async def test_feedback_timeout_fails_without_deleting(
+    queue: TestQueue, moto_endpoint: str
+) -> None:
+    queue.send("never acknowledged")
+    args = source_args(queue, moto_endpoint, feedback_timeout=0.5)
+
+    async def take_one_and_never_acknowledge() -> None:
+        async with running_source(args, feedback=True) as engine:
+            await engine.take()
+            assert engine.source is not None
+            await asyncio.wait({engine.source}, timeout=30)
+
+    with pytest.raises(RuntimeError, match="did not acknowledge"):
+        await take_one_and_never_acknowledge()
+    # Released on the way out, so it is visible again at once.
+    assert await asyncio.to_thread(queue.counts) == (1, 0)
+
+
+async def test_cancellation_releases_held_messages_at_once(
+    queue: TestQueue, moto_endpoint: str
+) -> None:
+    queue.send_many([str(i) for i in range(5)])
+    async with running_source(source_args(queue, moto_endpoint)) as engine:
+        await consume(engine, 1)
+        # One taken, one in the engine's queue of one (both deleted), three held.
+        await eventually(lambda: queue.counts() == (0, 3), what="three held by the source")
+    # The default visibility timeout is 30 s: only an explicit release makes them visible now.
+    assert await asyncio.to_thread(queue.counts) == (3, 0)
+
+
+async def test_heartbeat_keeps_a_waiting_message_invisible(
+    queue: TestQueue, proxy: FaultProxy
+) -> None:
+    queue.send_many(["fills the engine's queue of one", "waits in put"])
+    args = source_args(queue, proxy.url, visibility_timeout=2)
+    async with running_source(args) as engine:
+        # The second event waits in put while the heartbeat renews its lease several times:
+        # longer than the 2 s visibility timeout.
+        await eventually(
+            lambda: proxy.count("ChangeMessageVisibilityBatch") >= 4, what="four renewals"
+        )
+        assert await asyncio.to_thread(queue.drain) == []
+        events = await consume(engine, 2)
+        await eventually(lambda: queue.counts() == (0, 0), what="deleted")
+    assert [e["meta"]["sqs"]["receipt_count"] for e in events] == [1, 1]
+
+
+async def test_deletes_and_receives_are_batched(queue: TestQueue, proxy: FaultProxy) -> None:
+    queue.send_many([str(i) for i in range(60)])
+    async with running_source(source_args(queue, proxy.url)) as engine:
+        await consume(engine, 60)
+        await eventually(lambda: queue.counts() == (0, 0), what="all deleted")
+    actions = proxy.actions()
+    assert actions["DeleteMessage"] == 0
+    # One receive and one delete per message would be 120 requests.
+    assert actions["ReceiveMessage"] + actions["DeleteMessageBatch"] <= 40, actions
+
+
+async def test_fifo_order_is_kept_within_each_group(
+    fifo_queue: TestQueue, proxy: FaultProxy
+) -> None:
+    sent: dict[str, list[str]] = {"g1": [], "g2": [], "g3": []}
+    for i in range(15):
+        for group, bodies in sent.items():
+            body = f"{group}-{i}"
+            fifo_queue.send(body, MessageGroupId=group, MessageDeduplicationId=body)
+            bodies.append(body)
+    # A lost receive response is retried with the same attempt id, and must not reorder.
+    proxy.inject(RESET, action="ReceiveMessage", times=2)
+    args = source_args(fifo_queue, proxy.url, max_number_of_messages=4)
+    async with running_source(args) as engine:
+        await consume(engine, 45)
+        await eventually(lambda: fifo_queue.counts() == (0, 0), what="all deleted")
+
+    for group, bodies in sent.items():
+        received = [
+            e["body"] for e in engine.events if e["meta"]["sqs"]["message_group_id"] == group
+        ]
+        assert received == bodies
