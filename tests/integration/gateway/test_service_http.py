@@ -1,0 +1,291 @@
+"""The local service over real HTTP on loopback, in front of moto's SQS."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from durable_eda_gateway.service import GatewayServer, start
+
+from tests.support.aws import TestQueue, wait_until
+from tests.support.fault_proxy import THROTTLED, UNAVAILABLE, FaultProxy
+from tests.unit.gateway.support import API_KEY, SECRETS, config_for, gateway_env
+
+GOOD_HEADERS = {"content-type": "application/json", "x-api-key": API_KEY}
+
+
+@pytest.fixture
+def server(queue: TestQueue, moto_endpoint: str) -> Iterator[GatewayServer]:
+    running = start(config_for(queue.url, moto_endpoint))
+    yield running
+    running.shutdown()
+    running.server_close()
+
+
+@pytest.fixture
+def proxied_server(queue: TestQueue, proxy: FaultProxy) -> Iterator[GatewayServer]:
+    running = start(config_for(queue.url, proxy.url))
+    yield running
+    running.shutdown()
+    running.server_close()
+
+
+def connect(server: GatewayServer) -> http.client.HTTPConnection:
+    parts = urlsplit(server.url)
+    return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+
+
+def call(
+    server: GatewayServer,
+    method: str = "POST",
+    body: bytes = b'{"status": "failed"}',
+    headers: dict[str, str] | None = None,
+    path: str = "/webhook",
+) -> tuple[int, dict[str, str], Any]:
+    connection = connect(server)
+    try:
+        connection.request(
+            method, path, body=body, headers=GOOD_HEADERS if headers is None else headers
+        )
+        reply = connection.getresponse()
+        raw = reply.read()
+        return (
+            reply.status,
+            {k.lower(): v for k, v in reply.getheaders()},
+            json.loads(raw) if raw else None,
+        )
+    finally:
+        connection.close()
+
+
+def test_a_webhook_is_forwarded_and_answered_after_sqs_confirms(
+    server: GatewayServer, queue: TestQueue
+) -> None:
+    status, headers, answer = call(server)
+    assert status == 202
+    assert answer["forwarded"] is True
+    assert headers["x-request-id"] == answer["request_id"]
+    [message] = queue.drain()
+    assert answer["message_id"] == message["MessageId"]
+    assert json.loads(message["Body"])["payload"] == {"status": "failed"}
+
+
+def test_one_connection_carries_several_requests(server: GatewayServer, queue: TestQueue) -> None:
+    connection = connect(server)
+    try:
+        for n in range(3):
+            connection.request("POST", "/", body=json.dumps({"n": n}), headers=GOOD_HEADERS)
+            reply = connection.getresponse()
+            reply.read()
+            assert reply.status == 202
+    finally:
+        connection.close()
+    assert sorted(json.loads(m["Body"])["payload"]["n"] for m in queue.drain()) == [0, 1, 2]
+
+
+def test_health_check(server: GatewayServer) -> None:
+    assert call(server, "GET", b"", {}, path="/healthz")[:1] == (200,)
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "headers", "status", "code"),
+    [
+        ("GET", b"", {}, 405, "method_not_allowed"),
+        ("PUT", b"{}", GOOD_HEADERS, 405, "method_not_allowed"),
+        ("DELETE", b"", GOOD_HEADERS, 405, "method_not_allowed"),
+        ("POST", b"{}", {"content-type": "application/json"}, 401, "missing_credentials"),
+        ("POST", b"{}", {**GOOD_HEADERS, "x-api-key": "guess"}, 401, "invalid_credentials"),
+        (
+            "POST",
+            b"a=b",
+            {**GOOD_HEADERS, "content-type": "application/x-www-form-urlencoded"},
+            400,
+            "unsupported_content_type",
+        ),
+        ("POST", b"{oops", GOOD_HEADERS, 400, "invalid_json"),
+        ("POST", b"[]", GOOD_HEADERS, 400, "not_a_json_object"),
+    ],
+)
+def test_every_client_error_has_its_status_and_code(
+    server: GatewayServer,
+    queue: TestQueue,
+    method: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    got_status, got_headers, answer = call(server, method, body, headers)
+    assert (got_status, answer["error"]["code"]) == (status, code)
+    assert got_headers["content-type"] == "application/json"
+    if status == 405:
+        assert got_headers["allow"] == "POST"
+    assert queue.counts() == (0, 0)
+
+
+def test_head_is_refused_without_a_body(server: GatewayServer) -> None:
+    connection = connect(server)
+    try:
+        connection.request("HEAD", "/")
+        reply = connection.getresponse()
+        assert (reply.status, reply.read()) == (405, b"")
+    finally:
+        connection.close()
+
+
+def raw_exchange(server: GatewayServer, head: bytes) -> tuple[int, Any]:
+    """Send hand-written request bytes; the reply is read whatever the server did with the body."""
+    connection = connect(server)
+    try:
+        connection.connect()
+        assert connection.sock is not None
+        connection.sock.sendall(head)
+        reply = http.client.HTTPResponse(connection.sock, method="POST")
+        reply.begin()
+        return reply.status, json.loads(reply.read())
+    finally:
+        connection.close()
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(server: GatewayServer) -> None:
+    head = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"X-Api-Key: {API_KEY}\r\nContent-Length: 50000000\r\n\r\n".encode()
+    )
+    status, answer = raw_exchange(server, head)
+    assert (status, answer["error"]["code"]) == (413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    ("framing", "status", "code"),
+    [
+        (b"Transfer-Encoding: chunked\r\n", 411, "length_required"),
+        (b"", 411, "length_required"),
+        (b"Content-Length: -5\r\n", 400, "invalid_content_length"),
+        (b"Content-Length: many\r\n", 400, "invalid_content_length"),
+    ],
+)
+def test_a_body_without_a_usable_length_is_refused(
+    server: GatewayServer, framing: bytes, status: int, code: str
+) -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing + b"\r\n"
+    got_status, answer = raw_exchange(server, head)
+    assert (got_status, answer["error"]["code"]) == (status, code)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [(THROTTLED, 429, "queue_throttled"), (UNAVAILABLE, 503, "queue_unavailable")],
+)
+def test_sqs_trouble_is_a_retryable_answer_over_http(
+    proxied_server: GatewayServer,
+    proxy: FaultProxy,
+    queue: TestQueue,
+    fault: Any,
+    status: int,
+    code: str,
+) -> None:
+    proxy.inject(fault, action="SendMessage")
+    got_status, headers, answer = call(proxied_server)
+    assert (got_status, answer["error"]["code"]) == (status, code)
+    assert headers["retry-after"] == "5"
+    assert queue.counts() == (0, 0)
+    assert call(proxied_server)[0] == 202
+
+
+def test_missing_secrets_are_a_retryable_503_over_http(queue: TestQueue, proxy: FaultProxy) -> None:
+    config = config_for(
+        queue.url, proxy.url, GATEWAY_API_KEYS="", GATEWAY_API_KEYS_SECRET_ID="gw-absent"
+    )
+    running = start(config)
+    try:
+        status, headers, answer = call(running)
+    finally:
+        running.shutdown()
+        running.server_close()
+    assert (status, answer["error"]["code"], headers["retry-after"]) == (
+        503,
+        "secrets_unavailable",
+        "5",
+    )
+
+
+def service_env(
+    queue: TestQueue, endpoint: str, project_root: Path, **overrides: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(gateway_env(queue.url, endpoint, **overrides))
+    env["PYTHONPATH"] = str(project_root / "gateway")
+    return env
+
+
+def test_the_module_runs_as_a_service_and_stops_on_sigterm(
+    queue: TestQueue, moto_endpoint: str, project_root: Path, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"forward_if": {"field": "status", "equals": "failed"}}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "durable_eda_gateway.service", "--port", "0", "--rules", str(rules)],
+        env=service_env(queue, moto_endpoint, project_root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("durable.eda gateway listening on http://127.0.0.1:"), line
+        parts = urlsplit(line.split()[-1])
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        for status in ("failed", "ok"):
+            connection.request(
+                "POST", "/", body=json.dumps({"status": status}), headers=GOOD_HEADERS
+            )
+            reply = connection.getresponse()
+            assert reply.status == 202
+            reply.read()
+        connection.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    _, stderr = process.communicate()
+    for secret in SECRETS:
+        assert secret not in stderr
+    assert [json.loads(m["Body"])["payload"] for m in queue.drain()] == [{"status": "failed"}]
+
+
+def test_the_service_refuses_to_start_without_authentication(
+    queue: TestQueue, moto_endpoint: str, project_root: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "durable_eda_gateway.service", "--port", "0"],
+        env=service_env(queue, moto_endpoint, project_root, GATEWAY_API_KEYS=""),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no authentication configured" in result.stderr
+
+
+def test_requests_are_handled_concurrently(server: GatewayServer, queue: TestQueue) -> None:
+    # A slow client holding a connection open must not block others.
+    idle = connect(server)
+    idle.connect()
+    try:
+        assert call(server)[0] == 202
+    finally:
+        idle.close()
+    wait_until(lambda: queue.counts()[0] == 1, what="the message to be visible")
