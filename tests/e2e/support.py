@@ -1,0 +1,232 @@
+"""Running the collection for real: an installed tarball, ansible-rulebook, a demo target."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from tests.support.aws import ACCESS_KEY, REGION, SECRET_KEY, wait_until
+
+VENV_BIN = Path(sys.executable).parent
+# Long enough for a JVM start, short enough that a hung run fails the test quickly.
+EXIT_TIMEOUT = 30.0
+_JOURNAL_LINE = re.compile(r"restart_service service=(\S+) host=(\S+) event=(\S+) outcome=(.*)$")
+
+
+def tool(name: str) -> str:
+    return str(VENV_BIN / name)
+
+
+def subprocess_env(collections_path: Path) -> dict[str, str]:
+    """The venv's tools first on PATH: ansible-rulebook finds collections with ansible-galaxy."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        ANSIBLE_NOCOLOR="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def build_and_install_collection(project_root: Path, where: Path) -> Path:
+    """`ansible-galaxy collection build` + `install -p`: the collection as users get it."""
+    tarballs, collections = where / "dist", where / "collections"
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run(
+        [tool("ansible-galaxy"), "collection", "build", "--output-path", str(tarballs), "."],
+        cwd=project_root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    (tarball,) = tarballs.glob("durable-eda-*.tar.gz")
+    subprocess.run(
+        [tool("ansible-galaxy"), "collection", "install", "-p", str(collections), str(tarball)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return collections
+
+
+@dataclass
+class DemoTarget:
+    """A host whose "services" are state files: a failure really breaks, a restart really fixes."""
+
+    root: Path
+    host: str = "web01"
+
+    @property
+    def services(self) -> Path:
+        return self.root / "services"
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.yml"
+
+    def create(self) -> DemoTarget:
+        self.services.mkdir(parents=True, exist_ok=True)
+        host_vars = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "durable_eda_service_state_dir": str(self.services),
+        }
+        inventory = {"all": {"hosts": {self.host: host_vars}}}
+        self.inventory.write_text(yaml.safe_dump(inventory))
+        return self
+
+    def break_service(self, name: str) -> None:
+        (self.services / f"{name}.state").write_text("down\n")
+
+    def state(self, name: str) -> str:
+        path = self.services / f"{name}.state"
+        return path.read_text().strip() if path.exists() else "missing"
+
+    def running(self, names: list[str]) -> list[str]:
+        return [n for n in names if self.state(n) == "running"]
+
+    def remediations(self) -> list[tuple[str, str]]:
+        """(service, event id) of every restart_service run, in order, from the journal."""
+        journal = self.services / "remediations.log"
+        if not journal.exists():
+            return []
+        found = (_JOURNAL_LINE.search(line) for line in journal.read_text().splitlines())
+        return [(m.group(1), m.group(3)) for m in found if m]
+
+    def runs_per_service(self) -> Counter[str]:
+        return Counter(service for service, _ in self.remediations())
+
+    def diagnostics(self, name: str) -> list[Path]:
+        return sorted((self.services / "diagnostics").glob(f"{name}-*.txt"))
+
+
+@dataclass
+class Rulebook:
+    """One ansible-rulebook process, its output in a log file; always stopped by the test."""
+
+    rulebook: str
+    workdir: Path
+    inventory: Path
+    variables: dict[str, Any]
+    env: dict[str, str]
+    persistence_id: str | None = None
+    runs: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"ansible-rulebook-{self.runs}.log"
+
+    def start(self) -> Rulebook:
+        assert self.process is None, "already running"
+        self.runs += 1
+        vars_file = self.workdir / "vars.yml"
+        vars_file.write_text(yaml.safe_dump(self.variables))
+        command = [
+            tool("ansible-rulebook"),
+            "--rulebook",
+            self.rulebook,
+            "-i",
+            str(self.inventory),
+            "--vars",
+            str(vars_file),
+        ]
+        if self.persistence_id:
+            command += ["--persistence-id", self.persistence_id]
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command, cwd=self.workdir, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> int:
+        """Send `sig`, wait for the exit; returns the exit code."""
+        if self.process is None:
+            return 0
+        process, self.process = self.process, None
+        try:
+            if process.poll() is None:
+                process.send_signal(sig)
+            return process.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(EXIT_TIMEOUT)
+        finally:
+            if self._log is not None:
+                self._log.close()
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
+
+    def assert_running(self) -> bool:
+        """For wait_until conditions: fail at once, with the log, if the process died."""
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"ansible-rulebook exited early:\n{self.log_tail()}")
+        return True
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = "\n".join(
+            path.read_text(errors="replace")
+            for path in sorted(self.workdir.glob("ansible-rulebook-*.log"))
+        )
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_for(self, condition: Any, timeout: float, what: str) -> Any:
+        """wait_until that also fails fast when ansible-rulebook dies, and shows its log."""
+        try:
+            return wait_until(lambda: self.assert_running() and condition(), timeout, 0.2, what)
+        except AssertionError as failure:
+            log = self.log_tail()
+            raise AssertionError(f"{failure}\n--- ansible-rulebook log ---\n{log}") from None
+
+
+class NotifyReceiver:
+    """A loopback HTTP endpoint that records the JSON the playbooks POST to notify_url."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.posts.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                """Silent: the test reads the posts, not an access log."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/notify"
+
+    def __enter__(self) -> NotifyReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
