@@ -248,11 +248,7 @@ class Gateway:
             "event_type": event_type,
             "received_at": iso_utc(self._clock()),
             "request_id": request.request_id,
-            "headers": {
-                name: request.headers[name]
-                for name in self.config.forward_headers
-                if name in request.headers
-            },
+            "headers": self._forwarded_headers(request),
             "payload": payload,
         }
         try:
@@ -271,6 +267,27 @@ class Gateway:
             group_id=self._group_id(payload),
             deduplication_id=self._deduplication_id(request),
         )
+
+    def _forwarded_headers(self, request: HttpRequest) -> dict[str, str]:
+        # A sender that pastes its key into another header must not get it queued.
+        secrets = [
+            secret
+            for source in (self._api_keys, self._signing_secrets)
+            if source is not None
+            for secret in source.values()
+        ]
+        forwarded: dict[str, str] = {}
+        for name in self.config.forward_headers:
+            value = request.headers.get(name)
+            if value is None:
+                continue
+            if any(secret in value for secret in secrets):
+                logger.warning(
+                    "request %s: header %s held a secret, dropped", request.request_id, name
+                )
+                continue
+            forwarded[name] = value
+        return forwarded
 
     def _group_id(self, payload: dict[str, Any]) -> str:
         if self.config.group_id_field is not None:

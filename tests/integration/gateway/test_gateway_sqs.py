@@ -392,3 +392,16 @@ def test_no_secret_reaches_logs_answers_or_messages(
     assert "refused" in caplog.text
     for secret in SECRETS:
         assert secret not in seen
+
+
+def test_an_allowed_header_holding_a_secret_is_not_forwarded(
+    queue: TestQueue, moto_endpoint: str
+) -> None:
+    gateway = make_gateway(queue.url, moto_endpoint)
+    headers = {"user-agent": f"curl {API_KEY}", "x-github-event": "push"}
+    assert gateway.handle(request(headers=headers)).status == 202
+    [message] = receive_all(queue)
+    assert body_of(message)["headers"] == {
+        "content-type": "application/json",
+        "x-github-event": "push",
+    }
