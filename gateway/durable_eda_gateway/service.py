@@ -49,6 +49,8 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
     server: GatewayServer
     # Keep-alive: webhook senders and load balancers reuse connections.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the body waits for a delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "durable-eda-gateway"
     sys_version = ""
 

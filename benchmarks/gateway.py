@@ -1,0 +1,209 @@
+"""The webhook gateway: requests/s it accepts and forwards, against boto3 sending directly.
+
+The local service runs in its own process (as it would in production) in front of the
+given SQS endpoint; the same number of clients then send the same requests, first to the
+gateway over loopback HTTP, then straight to SQS with boto3 (the ceiling). The ratio is
+what authentication, filtering and the envelope cost. Separately, a fresh interpreter
+times `import lambda_function` plus its first call: the Lambda cold-start share that is ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+
+GATEWAY_DIR = Path(__file__).resolve().parent.parent / "gateway"
+API_KEY = "bench-gateway-key"
+PAYLOAD = json.dumps(
+    {"status": "failed", "host": "web1", "check": "disk", "detail": "x" * 400}
+).encode()
+CLIENTS = 4
+
+
+@dataclass(frozen=True)
+class GatewayResults:
+    requests: int
+    gateway_per_second: float
+    direct_per_second: float
+    lambda_import_ms: float
+    lambda_first_call_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.gateway_per_second / self.direct_per_second
+
+
+def run(endpoint: str, requests: int = 400) -> bool:
+    """Measure against the SQS endpoint, print the report; False if a request failed."""
+    try:
+        results = measure(endpoint, requests)
+    except RuntimeError as error:
+        print(f"gateway benchmark failed: {error}")
+        return False
+    report(results)
+    return True
+
+
+def measure(endpoint: str, requests: int = 400) -> GatewayResults:
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    gateway_queue = _new_queue(sqs)
+    direct_queue = _new_queue(sqs)
+    with _gateway_process(endpoint, gateway_queue) as url:
+        gateway_rate = _rate(requests, lambda: _http_sender(url))
+    direct_rate = _rate(requests, lambda: _boto3_sender(endpoint, direct_queue))
+    import_ms, first_call_ms = _lambda_cold_start(endpoint, gateway_queue)
+    for queue_url in (gateway_queue, direct_queue):
+        sqs.delete_queue(QueueUrl=queue_url)
+    return GatewayResults(requests, gateway_rate, direct_rate, import_ms, first_call_ms)
+
+
+def report(results: GatewayResults) -> None:
+    lines = [
+        f"gateway: {results.requests} webhooks, {CLIENTS} concurrent clients, loopback",
+        f"  local gateway (HTTP -> SQS)   {results.gateway_per_second:8.1f} requests/s",
+        f"  boto3 straight to SQS          {results.direct_per_second:8.1f} requests/s",
+        f"  ratio                          {results.ratio:8.2f}",
+        f"  Lambda handler import          {results.lambda_import_ms:8.1f} ms",
+        f"  Lambda handler first call      {results.lambda_first_call_ms:8.1f} ms",
+    ]
+    print("\n".join(lines))
+
+
+def _new_queue(sqs: Any) -> str:
+    return str(sqs.create_queue(QueueName=f"bench-gw-{uuid.uuid4().hex[:8]}")["QueueUrl"])
+
+
+def _gateway_env(endpoint: str, queue_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env |= {
+        "GATEWAY_QUEUE_URL": queue_url,
+        "GATEWAY_AWS_ENDPOINT_URL": endpoint,
+        "GATEWAY_API_KEYS": API_KEY,
+        "GATEWAY_SOURCE": "bench",
+        "AWS_REGION": "us-east-1",
+        "PYTHONPATH": str(GATEWAY_DIR),
+    }
+    return env
+
+
+@contextlib.contextmanager
+def _gateway_process(endpoint: str, queue_url: str) -> Iterator[str]:
+    """The local service in its own process; yields its URL."""
+    command = [sys.executable, "-m", "durable_eda_gateway.service", "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"],
+        env=_gateway_env(endpoint, queue_url),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError("the gateway did not start")
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _rate(requests: int, make_sender: Callable[[], Callable[[], None]]) -> float:
+    """Requests/s with CLIENTS threads, each with its own connection, sharing the work."""
+    senders = [make_sender() for _ in range(CLIENTS)]
+    counts = [requests // CLIENTS + (1 if i < requests % CLIENTS else 0) for i in range(CLIENTS)]
+    errors: list[BaseException] = []
+
+    def work(send: Callable[[], None], count: int) -> None:
+        try:
+            for _ in range(count):
+                send()
+        except (OSError, RuntimeError) as error:
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=work, args=pair) for pair in zip(senders, counts, strict=True)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]!r}")
+    return requests / elapsed
+
+
+def _http_sender(url: str) -> Callable[[], None]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    headers = {"content-type": "application/json", "x-api-key": API_KEY}
+
+    def send() -> None:
+        connection.request("POST", "/", body=PAYLOAD, headers=headers)
+        reply = connection.getresponse()
+        reply.read()
+        if reply.status != 202:
+            raise RuntimeError(f"the gateway answered {reply.status}")
+
+    return send
+
+
+def _boto3_sender(endpoint: str, queue_url: str) -> Callable[[], None]:
+    # One client per thread, as the gateway's service has one client per process.
+    client = boto3.session.Session().client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    body = PAYLOAD.decode()
+
+    def send() -> None:
+        client.send_message(
+            QueueUrl=queue_url,
+            MessageBody=body,
+            MessageAttributes={"source": {"DataType": "String", "StringValue": "bench"}},
+        )
+
+    return send
+
+
+_COLD_START = """
+import json, time
+started = time.perf_counter()
+from durable_eda_gateway import lambda_function
+imported = time.perf_counter()
+event = {"version": "2.0", "headers": {"content-type": "application/json", "x-api-key": %r},
+         "requestContext": {"http": {"method": "POST"}, "requestId": "bench"},
+         "body": %r, "isBase64Encoded": False}
+answer = lambda_function.handler(event, None)
+called = time.perf_counter()
+assert answer["statusCode"] == 202, answer
+print(json.dumps([(imported - started) * 1000, (called - imported) * 1000]))
+"""
+
+
+def _lambda_cold_start(endpoint: str, queue_url: str) -> tuple[float, float]:
+    script = _COLD_START % (API_KEY, PAYLOAD.decode())
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=_gateway_env(endpoint, queue_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"the Lambda cold-start probe failed: {result.stderr[-500:]}")
+    import_ms, call_ms = json.loads(result.stdout)
+    return float(import_ms), float(call_ms)
