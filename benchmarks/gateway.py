@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import boto3
@@ -63,11 +63,12 @@ def measure(endpoint: str, requests: int = 400) -> GatewayResults:
     gateway_queue = _new_queue(sqs)
     direct_queue = _new_queue(sqs)
     with _gateway_process(endpoint, gateway_queue) as url:
-        gateway_rate = _rate(requests, lambda: _http_sender(url))
-    direct_rate = _rate(requests, lambda: _boto3_sender(endpoint, direct_queue))
+        gateway_rate = _rate(requests, lambda: _HttpSender(url))
+    direct_rate = _rate(requests, lambda: _Boto3Sender(endpoint, direct_queue))
     import_ms, first_call_ms = _lambda_cold_start(endpoint, gateway_queue)
     for queue_url in (gateway_queue, direct_queue):
         sqs.delete_queue(QueueUrl=queue_url)
+    sqs.close()
     return GatewayResults(requests, gateway_rate, direct_rate, import_ms, first_call_ms)
 
 
@@ -104,33 +105,39 @@ def _gateway_env(endpoint: str, queue_url: str) -> dict[str, str]:
 def _gateway_process(endpoint: str, queue_url: str) -> Iterator[str]:
     """The local service in its own process; yields its URL."""
     command = [sys.executable, "-m", "durable_eda_gateway.service", "--port", "0"]
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [*command, "--log-level", "warning"],
         env=_gateway_env(endpoint, queue_url),
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError("the gateway did not start")
-        yield line.split()[-1]
-    finally:
-        process.terminate()
-        process.wait(10)
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if "listening on" not in line:
+                raise RuntimeError("the gateway did not start")
+            yield line.split()[-1]
+        finally:
+            process.terminate()
+            process.wait(10)
 
 
-def _rate(requests: int, make_sender: Callable[[], Callable[[], None]]) -> float:
+class Sender(Protocol):
+    def send(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _rate(requests: int, make_sender: Callable[[], Sender]) -> float:
     """Requests/s with CLIENTS threads, each with its own connection, sharing the work."""
     senders = [make_sender() for _ in range(CLIENTS)]
     counts = [requests // CLIENTS + (1 if i < requests % CLIENTS else 0) for i in range(CLIENTS)]
     errors: list[BaseException] = []
 
-    def work(send: Callable[[], None], count: int) -> None:
+    def work(sender: Sender, count: int) -> None:
         try:
             for _ in range(count):
-                send()
+                sender.send()
         except (OSError, RuntimeError) as error:
             errors.append(error)
 
@@ -143,39 +150,49 @@ def _rate(requests: int, make_sender: Callable[[], Callable[[], None]]) -> float
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    for sender in senders:
+        sender.close()
     if errors:
         raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]!r}")
     return requests / elapsed
 
 
-def _http_sender(url: str) -> Callable[[], None]:
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-    headers = {"content-type": "application/json", "x-api-key": API_KEY}
+class _HttpSender:
+    """POSTs the payload to the gateway over one keep-alive connection."""
 
-    def send() -> None:
-        connection.request("POST", "/", body=PAYLOAD, headers=headers)
-        reply = connection.getresponse()
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        self._headers = {"content-type": "application/json", "x-api-key": API_KEY}
+
+    def send(self) -> None:
+        self._connection.request("POST", "/", body=PAYLOAD, headers=self._headers)
+        reply = self._connection.getresponse()
         reply.read()
         if reply.status != 202:
             raise RuntimeError(f"the gateway answered {reply.status}")
 
-    return send
+    def close(self) -> None:
+        self._connection.close()
 
 
-def _boto3_sender(endpoint: str, queue_url: str) -> Callable[[], None]:
-    # One client per thread, as the gateway's service has one client per process.
-    client = boto3.session.Session().client("sqs", endpoint_url=endpoint, region_name="us-east-1")
-    body = PAYLOAD.decode()
+class _Boto3Sender:
+    """Sends the payload straight to SQS: one client per thread, as the gateway has one."""
 
-    def send() -> None:
-        client.send_message(
-            QueueUrl=queue_url,
-            MessageBody=body,
+    def __init__(self, endpoint: str, queue_url: str) -> None:
+        session = boto3.session.Session()
+        self._client = session.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+        self._queue_url = queue_url
+
+    def send(self) -> None:
+        self._client.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=PAYLOAD.decode(),
             MessageAttributes={"source": {"DataType": "String", "StringValue": "bench"}},
         )
 
-    return send
+    def close(self) -> None:
+        self._client.close()
 
 
 _COLD_START = """
