@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -40,6 +41,7 @@ def subprocess_env(collections_path: Path) -> dict[str, str]:
         AWS_DEFAULT_REGION=REGION,
         AWS_EC2_METADATA_DISABLED="true",
         ANSIBLE_NOCOLOR="1",
+        JAVA_TOOL_OPTIONS="-Xrs",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -127,17 +129,16 @@ class Rulebook:
     variables: dict[str, Any]
     env: dict[str, str]
     persistence_id: str | None = None
-    runs: int = 0
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"ansible-rulebook-{self.runs}.log"
+    def _next_log_path(self) -> Path:
+        """ansible-rulebook-N.log, N counting every start in this work folder."""
+        started_before = len(list(self.workdir.glob("ansible-rulebook-*.log")))
+        return self.workdir / f"ansible-rulebook-{started_before + 1}.log"
 
     def start(self) -> Rulebook:
         assert self.process is None, "already running"
-        self.runs += 1
         vars_file = self.workdir / "vars.yml"
         vars_file.write_text(yaml.safe_dump(self.variables))
         command = [
@@ -151,30 +152,42 @@ class Rulebook:
         ]
         if self.persistence_id:
             command += ["--persistence-id", self.persistence_id]
-        self._log = self.log_path.open("wb")
+        self._log = self._next_log_path().open("wb")
+        # Its own process group: kill() takes its ansible-playbook children with it, as a
+        # crash of the machine would.
         self.process = subprocess.Popen(
-            command, cwd=self.workdir, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
 
     def stop(self, sig: signal.Signals = signal.SIGINT) -> int:
-        """Send `sig`, wait for the exit; returns the exit code."""
+        """Send `sig` to ansible-rulebook, wait for its exit; returns the exit code."""
         if self.process is None:
             return 0
-        process, self.process = self.process, None
+        process = self.process
         try:
             if process.poll() is None:
                 process.send_signal(sig)
             return process.wait(EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait(EXIT_TIMEOUT)
         finally:
-            if self._log is not None:
-                self._log.close()
+            self.kill()
 
     def kill(self) -> int:
-        return self.stop(signal.SIGKILL)
+        """SIGKILL to the whole process group; safe to call when already stopped."""
+        if self.process is None:
+            return 0
+        process, self.process = self.process, None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        code = process.wait(EXIT_TIMEOUT)
+        if self._log is not None:
+            self._log.close()
+        return code
 
     def assert_running(self) -> bool:
         """For wait_until conditions: fail at once, with the log, if the process died."""
@@ -185,7 +198,10 @@ class Rulebook:
     def log_tail(self, lines: int = 60) -> str:
         text = "\n".join(
             path.read_text(errors="replace")
-            for path in sorted(self.workdir.glob("ansible-rulebook-*.log"))
+            for path in sorted(
+                self.workdir.glob("ansible-rulebook-*.log"),
+                key=lambda p: int(p.stem.rpartition("-")[2]),
+            )
         )
         return "\n".join(text.splitlines()[-lines:])
 
