@@ -29,7 +29,7 @@ from durable_eda_gateway.auth import (
     check_github_signature,
     check_standard_webhooks_signature,
 )
-from durable_eda_gateway.config import GatewayConfig
+from durable_eda_gateway.config import GatewayConfig, SecretSpec
 from durable_eda_gateway.filtering import lookup
 from durable_eda_gateway.forwarder import OutgoingMessage, QueueFailureError, SqsForwarder
 from durable_eda_gateway.secrets import CachedSecrets, SecretsUnavailableError
@@ -130,7 +130,7 @@ class Gateway:
                 )
             return clients[service]
 
-        def cached(spec: Any) -> CachedSecrets | None:
+        def cached(spec: SecretSpec | None) -> CachedSecrets | None:
             return (
                 None
                 if spec is None

@@ -35,9 +35,13 @@ logger = logging.getLogger(__name__)
 class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+    def __init__(
+        self, address: tuple[str, int], gateway: Gateway, request_timeout: float = 30.0
+    ) -> None:
         super().__init__(address, GatewayRequestHandler)
         self.gateway = gateway
+        # A client that stops sending mid-request (or idles on keep-alive) frees its thread.
+        self.request_timeout = request_timeout
 
     @property
     def url(self) -> str:
@@ -51,6 +55,11 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; with Nagle on, the body waits for a delayed ACK.
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)
+
     server_version = "durable-eda-gateway"
     sys_version = ""
 
@@ -82,6 +91,10 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
         request_id = uuid.uuid4().hex
         try:
             response = self._respond(request_id)
+        except OSError:
+            # The client timed out or went away while sending: there is no one to answer.
+            self.close_connection = True
+            return
         except Exception:
             # Unexpected: log the failure (never the request's content) and answer 500.
             logger.exception("request %s failed", request_id)
@@ -135,9 +148,11 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
         logger.debug("%s %s", self.command, self.path.split("?")[0])
 
 
-def start(config: GatewayConfig, host: str = "127.0.0.1", port: int = 0) -> GatewayServer:
+def start(
+    config: GatewayConfig, host: str = "127.0.0.1", port: int = 0, request_timeout: float = 30.0
+) -> GatewayServer:
     """A running server (in a background thread); call .shutdown() and .server_close()."""
-    server = GatewayServer((host, port), Gateway.from_config(config))
+    server = GatewayServer((host, port), Gateway.from_config(config), request_timeout)
     # A short poll interval: shutdown() waits up to one interval for the loop to notice.
     serve = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="gateway", daemon=True

@@ -289,3 +289,27 @@ def test_requests_are_handled_concurrently(server: GatewayServer, queue: TestQue
     finally:
         idle.close()
     wait_until(lambda: queue.counts()[0] == 1, what="the message to be visible")
+
+
+def test_a_client_that_stalls_mid_body_is_dropped_and_nothing_is_queued(
+    queue: TestQueue, moto_endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = start(config_for(queue.url, moto_endpoint), request_timeout=0.5)
+    stalled = connect(running)
+    try:
+        stalled.connect()
+        assert stalled.sock is not None
+        stalled.sock.settimeout(20)
+        head = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"X-Api-Key: {API_KEY}\r\nContent-Length: 100\r\n\r\n".encode()
+        )
+        stalled.sock.sendall(head + b'{"status": ')
+        assert stalled.sock.recv(1024) == b""  # closed by the server, without an answer
+        assert call(running)[0] == 202
+    finally:
+        stalled.close()
+        running.shutdown()
+        running.server_close()
+    assert [json.loads(m["Body"])["payload"] for m in queue.drain()] == [{"status": "failed"}]
+    assert "Traceback" not in caplog.text
