@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from durable_eda_gateway.service import GatewayServer, start
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.aws import TestQueue, wait_until
 from tests.support.fault_proxy import THROTTLED, UNAVAILABLE, FaultProxy
@@ -313,3 +315,44 @@ def test_a_client_that_stalls_mid_body_is_dropped_and_nothing_is_queued(
         running.server_close()
     assert [json.loads(m["Body"])["payload"] for m in queue.drain()] == [{"status": "failed"}]
     assert "Traceback" not in caplog.text
+
+
+# Framing headers are left to http.client: a body shorter than its Content-Length just waits.
+FRAMING = {"content-length", "transfer-encoding", "host"}
+header_names = (
+    st.sampled_from(["content-type", "x-api-key", "x-github-event", "cookie", "Authorization"])
+    | st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,15}", fullmatch=True)
+).filter(lambda name: name.lower() not in FRAMING)
+latin1 = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
+header_values = st.sampled_from(["application/json", API_KEY, "0", "9" * 30]) | st.text(
+    latin1, max_size=40
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+    headers=st.dictionaries(header_names, header_values, max_size=5),
+    body=st.binary(max_size=200),
+)
+def test_no_request_over_http_gets_a_server_error(
+    server: GatewayServer, method: str, headers: dict[str, str], body: bytes
+) -> None:
+    connection = connect(server)
+    try:
+        connection.putrequest(method, "/", skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.putheader("content-length", str(len(body)))
+        connection.endheaders(body)
+        reply = connection.getresponse()
+        answer = reply.read()
+    finally:
+        connection.close()
+    assert reply.status < 500, answer
+    for secret in SECRETS:
+        assert secret.encode() not in answer
