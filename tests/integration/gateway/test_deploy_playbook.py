@@ -67,8 +67,9 @@ def client(service: str, endpoint: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
 
 
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_deploy_creates_everything_and_a_second_run_changes_nothing(
-    moto_endpoint: str, project_root: Path, collections_path: Path, tmp_path: Path
+    moto_endpoint: str, project_root: Path, collections_path: Path, tmp_path: Path, fifo: bool
 ) -> None:
     name = f"gw-{uuid.uuid4().hex[:8]}"
     secret = client("secretsmanager", moto_endpoint).create_secret(
@@ -85,7 +86,9 @@ def test_deploy_creates_everything_and_a_second_run_changes_nothing(
         "gateway_rules_file": str(rules),
         "gateway_zip": str(tmp_path / "gateway.zip"),
         "gateway_extra_environment": {"GATEWAY_GROUP_ID_FIELD": "repository.full_name"},
+        "gateway_fifo": fifo,
     }
+    suffix = ".fifo" if fifo else ""
 
     first = run_playbook(project_root, collections_path, extra_vars)
     second = run_playbook(project_root, collections_path, extra_vars)
@@ -94,8 +97,8 @@ def test_deploy_creates_everything_and_a_second_run_changes_nothing(
     assert recap(second)[1:] == (0, 0, 0), second[-3000:]
 
     sqs = client("sqs", moto_endpoint)
-    queue_url = sqs.get_queue_url(QueueName=f"{name}-events")["QueueUrl"]
-    dlq_url = sqs.get_queue_url(QueueName=f"{name}-events-dlq")["QueueUrl"]
+    queue_url = sqs.get_queue_url(QueueName=f"{name}-events{suffix}")["QueueUrl"]
+    dlq_url = sqs.get_queue_url(QueueName=f"{name}-events-dlq{suffix}")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
