@@ -26,6 +26,10 @@ lint: $(READY)
 	$(BIN)/mypy
 	$(BIN)/ansible-lint
 
+## The whole pipeline, end to end, on a local SQS endpoint; ends by itself (see README).
+demo: prerequisites
+	$(BIN)/python demo/run_demo.py
+
 ## The collection tarball, as `ansible-galaxy collection install` takes it.
 build: $(READY)
 	mkdir -p build
