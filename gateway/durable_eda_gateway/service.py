@@ -55,13 +55,12 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; with Nagle on, the body waits for a delayed ACK.
     disable_nagle_algorithm = True
+    server_version = "durable-eda-gateway"
+    sys_version = ""
 
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.server.request_timeout)
-
-    server_version = "durable-eda-gateway"
-    sys_version = ""
 
     def do_POST(self) -> None:
         self._dispatch()
@@ -129,7 +128,11 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
             raise RejectError(
                 413, "payload_too_large", f"the body exceeds the queue's limit of {limit} bytes"
             )
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            # Half a body must not be forwarded, even if it happens to parse as JSON.
+            raise ConnectionError("the client closed before sending its whole body")
+        return body
 
     def _send(self, response: HttpResponse, with_body: bool = True) -> None:
         body = response.body()

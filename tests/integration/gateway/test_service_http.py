@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -356,3 +357,24 @@ def test_no_request_over_http_gets_a_server_error(
     assert reply.status < 500, answer
     for secret in SECRETS:
         assert secret.encode() not in answer
+
+
+def test_a_body_cut_short_by_the_client_is_not_forwarded(
+    server: GatewayServer, queue: TestQueue
+) -> None:
+    connection = connect(server)
+    try:
+        connection.connect()
+        assert connection.sock is not None
+        connection.sock.settimeout(20)
+        head = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"X-Api-Key: {API_KEY}\r\nContent-Length: 100\r\n\r\n".encode()
+        )
+        connection.sock.sendall(head + b'{"status": "failed"}')
+        connection.sock.shutdown(socket.SHUT_WR)
+        assert connection.sock.recv(1024) == b""
+    finally:
+        connection.close()
+    assert call(server)[0] == 202
+    assert len(queue.drain()) == 1
