@@ -17,6 +17,12 @@ from durable_eda_gateway.filtering import FilterRules, parse_rules
 
 PREFIX = "GATEWAY_"
 SignatureScheme = Literal["github", "standard-webhooks"]
+_SCHEMES: dict[str, SignatureScheme | None] = {
+    "": None,
+    "none": None,
+    "github": "github",
+    "standard-webhooks": "standard-webhooks",
+}
 
 DEFAULT_FORWARD_HEADERS = (
     "content-type",
@@ -127,7 +133,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
     """Build the configuration from `env` (normally os.environ)."""
     reader = _Reader(env)
     scheme = reader.text("SIGNATURE_SCHEME", "").lower()
-    if scheme not in ("", "none", "github", "standard-webhooks"):
+    if scheme not in _SCHEMES:
         raise ConfigError(f"{PREFIX}SIGNATURE_SCHEME must be github, standard-webhooks or none")
     return GatewayConfig(
         queue_url=reader.text("QUEUE_URL", ""),
@@ -136,7 +142,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         aws_endpoint_url=reader.text("AWS_ENDPOINT_URL", "") or None,
         api_key_header=reader.text("API_KEY_HEADER", "x-api-key").lower(),
         api_keys=reader.secret("API_KEYS"),
-        signature_scheme=None if scheme in ("", "none") else scheme,  # type: ignore[arg-type]
+        signature_scheme=_SCHEMES[scheme],
         signing_secrets=reader.secret("SIGNING_SECRETS"),
         timestamp_tolerance_seconds=reader.integer("TIMESTAMP_TOLERANCE_SECONDS", 300, 1, 3600),
         forward_headers=reader.names("FORWARD_HEADERS", DEFAULT_FORWARD_HEADERS),
