@@ -55,7 +55,7 @@ def test_restart_is_idempotent(installed_collection: Path, target: DemoTarget) -
     assert "changed=1" in outcomes[1]
 
 
-@pytest.mark.parametrize("service", [None, "nginx; rm -rf /", "../etc/passwd"])
+@pytest.mark.parametrize("service", [None, "nginx; rm -rf /", "../etc/passwd", "--force"])
 def test_bad_service_name_fails_clearly(
     installed_collection: Path, target: DemoTarget, service: str | None
 ) -> None:
