@@ -42,8 +42,10 @@ def start_rulebook(
         queue: TestQueue,
         rulebook: str = "durable.eda.remediate_failures",
         persistence_id: str | None = None,
+        java_tool_options: str = "-Xrs",
         **variables: Any,
     ) -> Rulebook:
+        """Variables go to --vars; -Xrs lets SIGTERM reach ansible-rulebook (see README)."""
         settings: dict[str, Any] = {
             "sqs_queue_name": queue.name,
             "sqs_region": REGION,
@@ -61,7 +63,7 @@ def start_rulebook(
             workdir=tmp_path,
             inventory=target.inventory,
             variables=settings,
-            env=subprocess_env(installed_collection),
+            env={**subprocess_env(installed_collection), "JAVA_TOOL_OPTIONS": java_tool_options},
             persistence_id=persistence_id,
         )
         started.append(runner)

@@ -41,7 +41,6 @@ def subprocess_env(collections_path: Path) -> dict[str, str]:
         AWS_DEFAULT_REGION=REGION,
         AWS_EC2_METADATA_DISABLED="true",
         ANSIBLE_NOCOLOR="1",
-        JAVA_TOOL_OPTIONS="-Xrs",
         PYTHONUNBUFFERED="1",
     )
     return env

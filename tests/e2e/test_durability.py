@@ -105,3 +105,26 @@ def test_sigterm_releases_held_messages_at_once_and_restart_handles_them(
     )
     wait_until(lambda: queue.counts() == (0, 0), 30, what="the queue to be empty")
     assert target.running(services) == services
+
+
+def test_without_xrs_sigterm_ends_the_process_before_the_source_can_release(
+    queue: TestQueue, target: DemoTarget, start_rulebook: RulebookFactory
+) -> None:
+    """Why README asks for JAVA_TOOL_OPTIONS=-Xrs: ansible-rulebook 1.3.2's embedded JVM
+    handles SIGTERM itself (exit 143), and held messages wait out their visibility timeout."""
+    services = [f"jvm-{n:02d}" for n in range(20)]
+    break_all(target, services)
+    queue.send_many(failures(services))
+
+    rulebook = start_rulebook(
+        queue,
+        rulebook="durable.eda.remediate_failures_durable",
+        persistence_id="e2e-jvm-sigterm",
+        sqs_visibility_timeout=300,
+        java_tool_options="",
+    )
+    rulebook.wait_for(
+        lambda: target.remediations() and queue.counts()[1] >= 5, HANDLED_TIMEOUT, "held"
+    )
+    assert rulebook.stop(signal.SIGTERM) == 128 + signal.SIGTERM
+    assert queue.counts()[1] >= 5, "held messages were released after all: update README"
