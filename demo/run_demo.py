@@ -384,7 +384,7 @@ class Rulebook:
         return process.returncode if code is None else code
 
 
-def rulebook_env(settings: Settings, collections: Path, endpoint: str | None) -> dict[str, str]:
+def rulebook_env(collections: Path, endpoint: str | None) -> dict[str, str]:
     extra = {
         "ANSIBLE_COLLECTIONS_PATH": str(collections),
         "ANSIBLE_NOCOLOR": "1",
@@ -470,7 +470,7 @@ def run(settings: Settings) -> None:
             settings,
             inventory,
             write_variables(settings, endpoint),
-            rulebook_env(settings, collections, endpoint),
+            rulebook_env(collections, endpoint),
         )
         try:
             story(settings, client, queue_url, gateway, rulebook)
@@ -505,7 +505,7 @@ def story(
 
     say("\n2. ansible-rulebook stops (SIGTERM); failures keep coming")
     rulebook.stop()
-    if settings.real_aws is False:
+    if not settings.real_aws:
         # moto keeps a cancelled long poll open on its side until it times out, and hands it
         # a message arriving meanwhile: that message would wait out its visibility timeout.
         time.sleep(WAIT_TIME_SECONDS + 0.5)
