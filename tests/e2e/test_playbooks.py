@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -64,3 +65,24 @@ def test_bad_service_name_fails_clearly(
     assert result.returncode != 0
     assert "remediation_service must name the service to restart" in result.stdout
     assert list(target.services.iterdir()) == []
+
+
+def test_unreachable_notify_url_does_not_fail_the_remediation(
+    installed_collection: Path, target: DemoTarget
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    target.break_service("api")
+    result = run_playbook(
+        installed_collection,
+        target,
+        "restart_service",
+        "-e",
+        "remediation_service=api",
+        "-e",
+        f"notify_url=http://127.0.0.1:{closed_port}/hook",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert target.state("api") == "running"
+    assert "Could not post the outcome to the notification URL" in result.stdout
