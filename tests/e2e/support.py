@@ -148,6 +148,8 @@ class Rulebook:
             str(self.inventory),
             "--vars",
             str(vars_file),
+            # INFO: the source's own account of what it received, deleted and released.
+            "-v",
         ]
         if self.persistence_id:
             command += ["--persistence-id", self.persistence_id]
@@ -175,6 +177,18 @@ class Rulebook:
             return process.wait(EXIT_TIMEOUT)
         finally:
             self.kill()
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None, "not running"
+        self.process.send_signal(sig)
+
+    def exit_code(self, timeout: float) -> int | None:
+        """Wait up to `timeout` seconds for the exit; None if it is still running."""
+        assert self.process is not None, "not running"
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def kill(self) -> int:
         """SIGKILL to the whole process group; safe to call when already stopped."""
