@@ -31,8 +31,12 @@ def tool(name: str) -> str:
 
 
 def subprocess_env(collections_path: Path) -> dict[str, str]:
-    """The venv's tools first on PATH: ansible-rulebook finds collections with ansible-galaxy."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    """The venv's tools first on PATH: ansible-rulebook finds collections with ansible-galaxy.
+
+    AWS_* settings come from the test's environment, which isolated_aws_env has emptied of
+    the developer's (config files included) and pointed at moto's fake credentials.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         ANSIBLE_COLLECTIONS_PATH=str(collections_path),
