@@ -165,3 +165,17 @@ async def test_fifo_order_is_kept_within_each_group(
             e["body"] for e in engine.events if e["meta"]["sqs"]["message_group_id"] == group
         ]
         assert received == bodies
+
+
+async def test_stop_arriving_with_an_acknowledgement_still_stops(
+    queue: TestQueue, moto_endpoint: str
+) -> None:
+    queue.send_many(["a", "b"])
+    async with running_source(source_args(queue, moto_endpoint), feedback=True) as engine:
+        event = await engine.take()
+        assert engine.source is not None
+        # The acknowledgement and the cancellation reach the source in the same loop turn.
+        await engine.acknowledge(event)
+        engine.source.cancel()
+        done, _ = await asyncio.wait({engine.source}, timeout=20)
+        assert engine.source in done, "the source ignored its cancellation"

@@ -705,7 +705,10 @@ class SQSSource:
     ) -> None:
         message_id = event["meta"]["MessageId"]
         try:
-            acknowledged = await asyncio.wait_for(feedback.get(), self.config.feedback_timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the item does, and the source would never stop.
+            async with asyncio.timeout(self.config.feedback_timeout):
+                acknowledged = await feedback.get()
         except TimeoutError:
             raise RuntimeError(
                 f"ansible-rulebook did not acknowledge SQS message {message_id} within "
@@ -734,7 +737,8 @@ class SQSSource:
             if remaining <= 0:
                 return
             try:
-                batch.append(await asyncio.wait_for(self.acknowledged.get(), remaining))
+                async with asyncio.timeout(remaining):
+                    batch.append(await self.acknowledged.get())
             except TimeoutError:
                 return
 
