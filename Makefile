@@ -36,7 +36,7 @@ build: $(READY)
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
 
 bench: prerequisites
-	$(BIN)/python -m benchmarks
+	PYTHONPATH=.:extensions/eda/plugins/event_source $(BIN)/python -m benchmarks
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

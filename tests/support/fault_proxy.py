@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -124,10 +124,18 @@ class FaultProxy:
         loop.close()
 
     async def _start_site(self) -> None:
-        self._session = ClientSession(timeout=ClientTimeout(total=120), auto_decompress=False)
+        # moto's server drops idle keep-alive connections; a fresh one per request keeps that
+        # from surfacing as a fault nobody injected.
+        self._session = ClientSession(
+            timeout=ClientTimeout(total=120),
+            auto_decompress=False,
+            connector=TCPConnector(force_close=True),
+        )
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -165,14 +173,17 @@ class FaultProxy:
         if fault is not None:
             return _answer_with(fault, request)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        async with self._session.request(
-            request.method, self.upstream + request.path_qs, headers=headers, data=body
-        ) as upstream:
-            payload = await upstream.read()
-            reply_headers = {
-                k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
-            }
-            return web.Response(status=upstream.status, body=payload, headers=reply_headers)
+        try:
+            async with self._session.request(
+                request.method, self.upstream + request.path_qs, headers=headers, data=body
+            ) as upstream:
+                payload = await upstream.read()
+                reply_headers = {
+                    k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
+                }
+                return web.Response(status=upstream.status, body=payload, headers=reply_headers)
+        except ClientError as exc:  # moto going away under a long poll, at the end of a run
+            return web.Response(status=502, text=f"upstream failed: {exc}")
 
 
 def _answer_with(fault: Fault, request: web.Request) -> web.StreamResponse:
