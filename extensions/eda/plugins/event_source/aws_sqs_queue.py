@@ -743,54 +743,52 @@ class SQSSource:
                 return
 
     async def delete(self, message_ids: list[str]) -> None:
-        entries = self._entries(message_ids)
-        if not entries:
-            return
-        reply = await with_retry(
-            "DeleteMessageBatch",
-            lambda: self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries),
-            self.config,
-        )
-        retry = self._settle_batch(message_ids, reply, "delete")
-        if retry:
-            await self.delete(retry)
+        await self.apply_batch("delete", message_ids, {})
 
     async def release(self, message_ids: list[str]) -> None:
-        await self.change_visibility(message_ids, 0, "release")
+        await self.apply_batch("release", message_ids, {"VisibilityTimeout": 0})
 
-    async def change_visibility(self, message_ids: list[str], seconds: int, purpose: str) -> None:
-        entries = [{**e, "VisibilityTimeout": seconds} for e in self._entries(message_ids)]
-        if not entries:
-            return
-        reply = await with_retry(
-            "ChangeMessageVisibilityBatch",
-            lambda: self.client.change_message_visibility_batch(
-                QueueUrl=self.queue_url, Entries=entries
-            ),
-            self.config,
+    async def renew(self, message_ids: list[str]) -> None:
+        await self.apply_batch(
+            "renew", message_ids, {"VisibilityTimeout": self.config.visibility_timeout}
         )
-        retry = self._settle_batch(message_ids, reply, purpose)
-        if retry:
-            await self.change_visibility(retry, seconds, purpose)
 
-    def _entries(self, message_ids: list[str]) -> list[dict[str, Any]]:
-        return [
-            {"Id": str(index), "ReceiptHandle": handle}
-            for index, (_, handle) in enumerate(self.leases.handles(message_ids))
+    async def apply_batch(
+        self, purpose: str, message_ids: list[str], extra: dict[str, Any]
+    ) -> None:
+        """Delete or change the visibility of up to 10 held messages, retrying what failed."""
+        held = self.leases.handles(message_ids)
+        if not held:
+            return
+        entries = [
+            {"Id": str(index), "ReceiptHandle": handle, **extra}
+            for index, (_, handle) in enumerate(held)
         ]
+        if purpose == "delete":
+            operation, call = "DeleteMessageBatch", self.client.delete_message_batch
+        else:
+            operation, call = (
+                "ChangeMessageVisibilityBatch",
+                (self.client.change_message_visibility_batch),
+            )
+        reply = await with_retry(
+            operation, lambda: call(QueueUrl=self.queue_url, Entries=entries), self.config
+        )
+        retry = self._settle_batch([message_id for message_id, _ in held], reply, purpose)
+        if retry:
+            await self.apply_batch(purpose, retry, extra)
 
-    def _settle_batch(
-        self, message_ids: list[str], reply: Mapping[str, Any], purpose: str
-    ) -> list[str]:
+    def _settle_batch(self, ids: list[str], reply: Mapping[str, Any], purpose: str) -> list[str]:
         """Update leases from a batch reply; return the ids whose entry should be retried."""
-        ids = [m for m, _ in self.leases.handles(message_ids)]
         failed = {int(f["Id"]): f for f in reply.get("Failed") or []}
         retry: list[str] = []
         for index, message_id in enumerate(ids):
             failure = failed.get(index)
             if failure is None:
                 self._succeeded(message_id, purpose)
-            elif failure.get("SenderFault"):
+            elif not failure.get("SenderFault"):
+                retry.append(message_id)
+            elif message_id in self.leases.held:
                 LOG.warning(
                     "SQS refused to %s message %s (%s); it may be delivered again",
                     purpose,
@@ -798,8 +796,6 @@ class SQSSource:
                     failure.get("Code"),
                 )
                 self.leases.drop(message_id)
-            else:
-                retry.append(message_id)
         return retry
 
     def _succeeded(self, message_id: str, purpose: str) -> None:
@@ -815,7 +811,7 @@ class SQSSource:
         while True:
             await asyncio.sleep(interval)
             for batch in chunks(self.leases.due_for_renewal()):
-                await self.change_visibility(batch, self.config.visibility_timeout, "renew")
+                await self.renew(batch)
 
     # Stopping ------------------------------------------------------------------------
 
