@@ -65,11 +65,12 @@ async def test_message_is_deleted_only_after_the_engine_took_it(
 ) -> None:
     queue.send_many(["1", "2", "3"])
     async with running_source(source_args(queue, moto_endpoint)) as engine:
-        await consume(engine, 2)
-        # The third event waits in the engine's queue of one: taken, so deletable; a fourth
-        # would be held. Nothing the engine has not taken may be gone.
-        await eventually(lambda: queue.counts() == (0, 1), what="two deleted, one held")
+        # Nothing taken yet: the first event sits in the engine's queue of one (its put
+        # returned, so it may go), the second waits in put, the third is prefetched.
+        await eventually(lambda: queue.counts() == (0, 2), what="one deleted, two held")
         await consume(engine, 1)
+        await eventually(lambda: queue.counts() == (0, 1), what="two deleted, one held")
+        await consume(engine, 2)
         await eventually(lambda: queue.counts() == (0, 0), what="all deleted")
 
 
