@@ -8,7 +8,7 @@ from typing import Any
 import aws_sqs_queue
 import pytest
 import yaml
-from aws_sqs_queue import Config, ConfigError, build_event, stable_uuid
+from aws_sqs_queue import VALID_OPTIONS, Config, ConfigError, build_event, stable_uuid
 
 BASE = {"name": "eda-events"}
 
@@ -81,6 +81,11 @@ def test_values_rendered_as_strings_are_accepted() -> None:
         3,
     )
     assert config(feedback="yes", eda_feedback_queue=asyncio.Queue()).feedback
+
+
+def test_options_rendered_as_null_take_their_defaults() -> None:
+    unset = dict.fromkeys(VALID_OPTIONS - {"name", "eda_feedback_queue"})
+    assert config(**unset) == config()
 
 
 def test_region_comes_from_the_queue_url() -> None:

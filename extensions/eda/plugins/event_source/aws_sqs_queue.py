@@ -196,8 +196,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 BACKOFF_BASE_SECONDS = 0.2
 BACKOFF_CAP_SECONDS = 20.0
 
-_DOCUMENTED = yaml.safe_load(DOCUMENTATION)["options"]
-VALID_OPTIONS = frozenset(_DOCUMENTED)
+VALID_OPTIONS = frozenset(yaml.safe_load(DOCUMENTATION)["options"])
 # ansible-rulebook passes the options through Jinja and from -E environment variables, so
 # numbers and booleans may arrive as strings.
 _TRUE = frozenset({"true", "yes", "on", "1"})
@@ -277,7 +276,7 @@ class Config:
             raise ConfigError("'session_token' needs 'access_key' and 'secret_key'")
         if self.profile and self.access_key:
             raise ConfigError("set either 'profile' or 'access_key'/'secret_key', not both")
-        if (self.external_id or "role_session_name" in args) and not self.role_arn:
+        if (self.external_id or _text(args, "role_session_name")) and not self.role_arn:
             raise ConfigError("'external_id' and 'role_session_name' need 'role_arn'")
         if self.feedback and args.get("eda_feedback_queue") is None:
             raise ConfigError(
@@ -290,20 +289,26 @@ class Config:
         return self.queue_url or str(self.name)
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.secret_key, self.session_token, self.access_key) if s)
+        values = (self.secret_key, self.session_token, self.access_key, self.external_id)
+        return tuple(value for value in values if value)
+
+
+def _given(args: Mapping[str, Any], option: str) -> bool:
+    """A rulebook renders an option it does not set as null, e.g. `{{ x | default(none) }}`."""
+    return args.get(option) not in (None, "")
 
 
 def _text(args: Mapping[str, Any], option: str) -> str | None:
-    value = args.get(option)
-    if value is None or value == "":
+    if not _given(args, option):
         return None
+    value = args[option]
     if not isinstance(value, str):
         raise ConfigError(f"option '{option}' must be a string, got {type(value).__name__}")
     return value
 
 
 def _integer(args: Mapping[str, Any], option: str, default: int, low: int, high: int) -> int:
-    value = args.get(option, default)
+    value = args[option] if _given(args, option) else default
     if isinstance(value, bool):
         raise ConfigError(f"option '{option}' must be an integer from {low} to {high}")
     try:
@@ -318,14 +323,14 @@ def _integer(args: Mapping[str, Any], option: str, default: int, low: int, high:
 
 
 def _wait_time(args: Mapping[str, Any]) -> int:
-    if "delay_seconds" in args and "wait_time_seconds" in args:
+    if _given(args, "delay_seconds") and _given(args, "wait_time_seconds"):
         raise ConfigError("'delay_seconds' is an alias of 'wait_time_seconds': set only one")
-    option = "delay_seconds" if "delay_seconds" in args else "wait_time_seconds"
+    option = "delay_seconds" if _given(args, "delay_seconds") else "wait_time_seconds"
     return _integer(args, option, 20, 0, 20)
 
 
 def _boolean(args: Mapping[str, Any], option: str) -> bool:
-    value = args.get(option, False)
+    value = args[option] if _given(args, option) else False
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
@@ -334,7 +339,7 @@ def _boolean(args: Mapping[str, Any], option: str) -> bool:
 
 
 def _positive_number(args: Mapping[str, Any], option: str, default: float) -> float:
-    value = args.get(option, default)
+    value = args[option] if _given(args, option) else default
     try:
         number = float(value)
     except (TypeError, ValueError):
