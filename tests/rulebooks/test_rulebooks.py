@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,14 @@ def _actions(rule: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _without_actions(rule: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in rule.items() if k not in ("action", "actions")}
+
+
+@pytest.mark.parametrize(
+    "plugin",
+    ["event_source/aws_sqs_queue.py", "event_filter/insert_failing_host.py"],
+)
+def test_plugin_examples_are_valid_rulebooks(project_root: Path, plugin: str) -> None:
+    path = project_root / "extensions" / "eda" / "plugins" / plugin
+    module = runpy.run_path(str(path))
+    assert yaml.safe_load(module["DOCUMENTATION"])["options"]
+    Validate.rulebook(yaml.safe_load(module["EXAMPLES"]))

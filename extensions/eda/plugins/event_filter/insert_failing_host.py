@@ -8,11 +8,6 @@ accepts only a single plain host name: a value such as "all", "web*" or "a,b" is
 inventory pattern that would widen the action to many hosts, so it is refused and the
 event keeps no `meta.hosts`. Rules that act on a host must therefore require
 `event.meta.hosts is defined`.
-
-Example:
-  filters:
-    - durable.eda.insert_failing_host:
-        host_paths: [body.host, body.payload.host]
 """
 
 from __future__ import annotations
@@ -38,6 +33,23 @@ options:
     type: list
     elements: str
     default: [body.host, body.payload.host]
+"""
+
+EXAMPLES = r"""
+- name: Remediate on the failing host only
+  hosts: all
+  sources:
+    - durable.eda.aws_sqs_queue:
+        name: eda-events
+      filters:
+        - durable.eda.insert_failing_host:
+            host_paths: [body.host, body.payload.host]
+  rules:
+    - name: Restart a failed service
+      condition: event.body.status == "failed" and event.meta.hosts is defined
+      action:
+        run_playbook:
+          name: durable.eda.restart_service
 """
 
 logger = logging.getLogger(__name__)
