@@ -21,15 +21,6 @@ VENV_BIN = Path(sys.executable).parent
 _RECAP = re.compile(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
 
-@pytest.fixture
-def collections_path(project_root: Path, tmp_path: Path) -> Path:
-    """The working tree as the durable.eda collection, as ansible-playbook looks it up."""
-    root = tmp_path / "collections"
-    (root / "ansible_collections" / "durable").mkdir(parents=True)
-    (root / "ansible_collections" / "durable" / "eda").symlink_to(project_root)
-    return root
-
-
 def run_playbook(project_root: Path, collections: Path, extra_vars: dict[str, Any]) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(

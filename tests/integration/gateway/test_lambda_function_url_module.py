@@ -14,21 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
 from tests.support.aws import REGION
 
 VENV_BIN = Path(sys.executable).parent
 _RESULT = re.compile(r"^localhost \| (CHANGED|SUCCESS|FAILED!) => (\{.*\})", re.S | re.M)
 PUBLIC_SIDS = {"durable-eda-function-url-public", "durable-eda-function-url-invoke"}
-
-
-@pytest.fixture
-def collections_path(project_root: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "collections"
-    (root / "ansible_collections" / "durable").mkdir(parents=True)
-    (root / "ansible_collections" / "durable" / "eda").symlink_to(project_root)
-    return root
 
 
 def run_module(
