@@ -87,9 +87,7 @@ async def test_secrets_never_reach_logs_events_or_errors(
     queue.send_many(["one", "two"])
     # AWS may quote what it was sent; the source must not repeat it.
     leaky = f"key {ACCESS_KEY} secret {SECRET_KEY} token {SESSION_TOKEN} rejected"
-    proxy.inject(
-        THROTTLED.__class__(400, "ThrottlingException", leaky), action="DeleteMessageBatch"
-    )
+    proxy.inject(aws_error("ThrottlingException", 400, leaky), action="DeleteMessageBatch")
     caplog.set_level(logging.DEBUG)  # what ansible-rulebook -vv does
     args = source_args(
         queue, proxy.url, access_key=ACCESS_KEY, secret_key=SECRET_KEY, session_token=SESSION_TOKEN
