@@ -475,11 +475,9 @@ class Backoff:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-async def with_retry(
-    operation: str, call: Callable[[], Awaitable[T]], config: Config, backoff: Backoff | None = None
-) -> T:
+async def with_retry(operation: str, call: Callable[[], Awaitable[T]], config: Config) -> T:
     """Run one SQS call, retrying transient failures without end; raise the rest, explained."""
-    backoff = backoff or Backoff()
+    backoff = Backoff()
     while True:
         try:
             return await call()
