@@ -38,6 +38,9 @@ DOCUMENTATION = r"""
 author:
   - durable.eda maintainers
 short_description: Receive events from an AWS SQS queue, deleting each only once the engine has it
+requirements:
+  - python >= 3.11
+  - aiobotocore
 description:
   - Long-polls an AWS SQS queue (standard or FIFO) and puts one event per message on the
     ansible-rulebook queue.
