@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from durable_eda_gateway.service import GatewayServer, start
+from durable_eda_gateway.service import GatewayServer
 
 from tests.e2e.conftest import RulebookFactory
 from tests.e2e.support import DemoTarget, NotifyReceiver
 from tests.support.aws import TestQueue
-from tests.unit.gateway.support import API_KEY, config_for
+from tests.unit.gateway.support import API_KEY, config_for, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -22,10 +22,8 @@ HANDLED_TIMEOUT = 90.0
 
 @pytest.fixture
 def gateway(queue: TestQueue, moto_endpoint: str) -> Iterator[GatewayServer]:
-    server = start(config_for(queue.url, moto_endpoint))
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(config_for(queue.url, moto_endpoint)) as server:
+        yield server
 
 
 def post_webhook(server: GatewayServer, payload: dict[str, Any], api_key: str) -> Any:

@@ -15,31 +15,27 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from durable_eda_gateway.service import GatewayServer, start
+from durable_eda_gateway.service import GatewayServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.aws import TestQueue, wait_until
 from tests.support.fault_proxy import THROTTLED, UNAVAILABLE, FaultProxy
-from tests.unit.gateway.support import API_KEY, SECRETS, config_for, gateway_env
+from tests.unit.gateway.support import API_KEY, SECRETS, config_for, gateway_env, serving
 
 GOOD_HEADERS = {"content-type": "application/json", "x-api-key": API_KEY}
 
 
 @pytest.fixture
 def server(queue: TestQueue, moto_endpoint: str) -> Iterator[GatewayServer]:
-    running = start(config_for(queue.url, moto_endpoint))
-    yield running
-    running.shutdown()
-    running.server_close()
+    with serving(config_for(queue.url, moto_endpoint)) as running:
+        yield running
 
 
 @pytest.fixture
 def proxied_server(queue: TestQueue, proxy: FaultProxy) -> Iterator[GatewayServer]:
-    running = start(config_for(queue.url, proxy.url))
-    yield running
-    running.shutdown()
-    running.server_close()
+    with serving(config_for(queue.url, proxy.url)) as running:
+        yield running
 
 
 def connect(server: GatewayServer) -> http.client.HTTPConnection:
@@ -209,12 +205,8 @@ def test_missing_secrets_are_a_retryable_503_over_http(queue: TestQueue, proxy: 
     config = config_for(
         queue.url, proxy.url, GATEWAY_API_KEYS="", GATEWAY_API_KEYS_SECRET_ID="gw-absent"
     )
-    running = start(config)
-    try:
+    with serving(config) as running:
         status, headers, answer = call(running)
-    finally:
-        running.shutdown()
-        running.server_close()
     assert (status, answer["error"]["code"], headers["retry-after"]) == (
         503,
         "secrets_unavailable",
@@ -297,23 +289,21 @@ def test_requests_are_handled_concurrently(server: GatewayServer, queue: TestQue
 def test_a_client_that_stalls_mid_body_is_dropped_and_nothing_is_queued(
     queue: TestQueue, moto_endpoint: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    running = start(config_for(queue.url, moto_endpoint), request_timeout=0.5)
-    stalled = connect(running)
-    try:
-        stalled.connect()
-        assert stalled.sock is not None
-        stalled.sock.settimeout(20)
-        head = (
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + f"X-Api-Key: {API_KEY}\r\nContent-Length: 100\r\n\r\n".encode()
-        )
-        stalled.sock.sendall(head + b'{"status": ')
-        assert stalled.sock.recv(1024) == b""  # closed by the server, without an answer
-        assert call(running)[0] == 202
-    finally:
-        stalled.close()
-        running.shutdown()
-        running.server_close()
+    with serving(config_for(queue.url, moto_endpoint), request_timeout=0.5) as running:
+        stalled = connect(running)
+        try:
+            stalled.connect()
+            assert stalled.sock is not None
+            stalled.sock.settimeout(20)
+            head = (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"X-Api-Key: {API_KEY}\r\nContent-Length: 100\r\n\r\n".encode()
+            )
+            stalled.sock.sendall(head + b'{"status": ')
+            assert stalled.sock.recv(1024) == b""  # closed by the server, without an answer
+            assert call(running)[0] == 202
+        finally:
+            stalled.close()
     assert [json.loads(m["Body"])["payload"] for m in queue.drain()] == [{"status": "failed"}]
     assert "Traceback" not in caplog.text
 

@@ -6,10 +6,13 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from durable_eda_gateway.config import GatewayConfig, load_config
 from durable_eda_gateway.core import Gateway, HttpRequest
+from durable_eda_gateway.service import GatewayServer, start
 
 API_KEY = "gw-key-0123456789-never-logged"
 OLD_API_KEY = "gw-key-old-rotated-never-logged"
@@ -37,6 +40,17 @@ def make_gateway(queue_url: str, endpoint: str, **overrides: str) -> Gateway:
 
 def config_for(queue_url: str, endpoint: str, **overrides: str) -> GatewayConfig:
     return load_config(gateway_env(queue_url, endpoint, **overrides))
+
+
+@contextmanager
+def serving(config: GatewayConfig, request_timeout: float = 30.0) -> Iterator[GatewayServer]:
+    """The local service on 127.0.0.1, stopped on the way out."""
+    running = start(config, request_timeout=request_timeout)
+    try:
+        yield running
+    finally:
+        running.shutdown()
+        running.server_close()
 
 
 def request(
