@@ -1,3 +1,6 @@
+# Copyright: durable.eda contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """durable.eda.aws_sqs_queue: a durable, drop-in replacement for amazon.aws.aws_sqs_queue."""
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from botocore.exceptions import (
 DOCUMENTATION = r"""
 ---
 author:
-  - durable.eda maintainers
+  - durable.eda contributors (@durable-eda)
+version_added: 0.1.0
 short_description: Receive events from an AWS SQS queue, deleting each only once the engine has it
 requirements:
   - python >= 3.11
@@ -647,13 +651,13 @@ class SQSSource:
         self.acknowledged: asyncio.Queue[str] = asyncio.Queue()
 
     async def run(self, queue: Any, feedback: asyncio.Queue[Any] | None) -> None:
-        tasks = [asyncio.create_task(self.poll()) for _ in range(self.config.pollers)]
+        tasks = [asyncio.create_task(self.poll()) for _poller in range(self.config.pollers)]
         tasks.append(asyncio.create_task(self.dispatch(queue, feedback)))
         tasks.append(asyncio.create_task(self.delete_acknowledged()))
         if self.config.visibility_timeout > 0:
             tasks.append(asyncio.create_task(self.heartbeat()))
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
         finally:
@@ -768,7 +772,7 @@ class SQSSource:
             return
         entries = [
             {"Id": str(index), "ReceiptHandle": handle, **extra}
-            for index, (_, handle) in enumerate(held)
+            for index, (_message_id, handle) in enumerate(held)
         ]
         if purpose == "delete":
             operation, call = "DeleteMessageBatch", self.client.delete_message_batch
@@ -780,7 +784,7 @@ class SQSSource:
         reply = await with_retry(
             operation, lambda: call(QueueUrl=self.queue_url, Entries=entries), self.config
         )
-        retry = self._settle_batch([message_id for message_id, _ in held], reply, purpose)
+        retry = self._settle_batch([message_id for message_id, _handle in held], reply, purpose)
         if retry:
             await self.apply_batch(purpose, retry, extra)
 
