@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test lint unit demo bench build prerequisites clean
+.PHONY: test lint unit demo bench build decision-environment prerequisites clean
 
 $(READY): requirements.txt requirements-test.txt constraints.txt
 	@tools/check-prerequisites.sh $(PYTHON)
@@ -34,6 +34,11 @@ demo: prerequisites
 build: $(READY)
 	mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+## The decision environment's build context (ansible-builder v3) in build/decision-environment.
+decision-environment: build
+	$(BIN)/ansible-builder create --file decision-environment/decision-environment.yml \
+		--context build/decision-environment --output-filename Containerfile
 
 bench: prerequisites
 	PYTHONPATH=.:extensions/eda/plugins/event_source $(BIN)/python -m benchmarks

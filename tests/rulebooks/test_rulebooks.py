@@ -1,4 +1,9 @@
-"""The rulebooks in rulebooks/: valid for ansible-rulebook, and the variants stay in step."""
+"""The collection's rulebooks: valid for ansible-rulebook, and the variants stay in step.
+
+EDA controller imports the rulebooks of extensions/eda/rulebooks/ when that folder exists
+(eda-server's project import), so only rulebooks an activation can run live there; the
+others stay in rulebooks/. ansible-rulebook finds a collection's rulebook in either.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,21 @@ import yaml
 from ansible_rulebook.validators import Validate
 
 RULEBOOKS = ("remediate_failures", "remediate_failures_durable", "remediate_failures_controller")
+# ansible-rulebook's collection lookup order; eda-server imports the first folder that exists.
+FOLDERS = ("extensions/eda/rulebooks", "rulebooks")
+# What an activation can run: no inventory, no ansible-playbook in a decision environment.
+INVENTORY_ACTIONS = {"run_playbook", "run_module"}
+
+
+def _path(project_root: Path, name: str) -> Path:
+    found = [project_root / f / f"{name}.yml" for f in FOLDERS]
+    existing = [path for path in found if path.exists()]
+    assert len(existing) == 1, existing
+    return existing[0]
 
 
 def _load(project_root: Path, name: str) -> list[dict[str, Any]]:
-    loaded = yaml.safe_load((project_root / "rulebooks" / f"{name}.yml").read_text())
+    loaded = yaml.safe_load(_path(project_root, name).read_text())
     assert isinstance(loaded, list)
     return loaded
 
@@ -25,8 +41,27 @@ def test_rulebook_passes_ansible_rulebooks_schema(project_root: Path, name: str)
     Validate.rulebook(_load(project_root, name))
 
 
-def test_every_rulebook_in_the_folder_is_checked(project_root: Path) -> None:
-    assert sorted(p.stem for p in (project_root / "rulebooks").glob("*.y*ml")) == sorted(RULEBOOKS)
+def test_every_rulebook_in_the_folders_is_checked(project_root: Path) -> None:
+    found = [p.stem for folder in FOLDERS for p in (project_root / folder).glob("*.y*ml")]
+    assert sorted(found) == sorted(RULEBOOKS)
+
+
+def test_controller_imports_only_rulebooks_an_activation_can_run(project_root: Path) -> None:
+    imported = next(project_root / f for f in FOLDERS if (project_root / f).exists())
+    names = sorted(p.stem for p in imported.glob("*.y*ml"))
+    assert names == ["remediate_failures_controller"]
+    for name in names:
+        for rule in _load(project_root, name)[0]["rules"]:
+            used = {kind for action in _actions(rule) for kind in action}
+            assert not used & INVENTORY_ACTIONS, (name, rule["name"])
+
+
+def test_rulebooks_left_out_of_the_controller_use_run_playbook(project_root: Path) -> None:
+    """Why they stay in rulebooks/: an activation would fail on their first action."""
+    for name in ("remediate_failures", "remediate_failures_durable"):
+        assert _path(project_root, name).parent == project_root / "rulebooks"
+        used = {k for r in _load(project_root, name)[0]["rules"] for a in _actions(r) for k in a}
+        assert "run_playbook" in used
 
 
 def test_durable_variant_differs_only_by_feedback(project_root: Path) -> None:
@@ -38,10 +73,24 @@ def test_durable_variant_differs_only_by_feedback(project_root: Path) -> None:
     assert durable["rules"] == plain["rules"]
 
 
+def test_controller_variant_is_durable_and_takes_the_credential_types_options(
+    project_root: Path,
+) -> None:
+    """Same source as the plain variant, plus feedback and what the AWS credential injects."""
+    plain = _load(project_root, "remediate_failures")[0]["sources"][0]
+    controller = _load(project_root, "remediate_failures_controller")[0]["sources"][0]
+    options = controller["durable.eda.aws_sqs_queue"]
+    assert options.pop("feedback") is True
+    assert options.pop("region") == "{{ sqs_region | default(aws_region | default(none)) }}"
+    assert plain["durable.eda.aws_sqs_queue"].pop("region") == "{{ sqs_region | default(none) }}"
+    for option in ("role_arn", "role_session_name", "external_id"):
+        assert options.pop(option) == f"{{{{ aws_{option} | default(none) }}}}"
+    assert controller == plain
+
+
 def test_controller_variant_runs_the_same_rules_as_job_templates(project_root: Path) -> None:
     plain = _load(project_root, "remediate_failures")[0]
     controller = _load(project_root, "remediate_failures_controller")[0]
-    assert controller["sources"] == plain["sources"]
     for plain_rule, controller_rule in zip(plain["rules"], controller["rules"], strict=True):
         assert _without_actions(plain_rule) == _without_actions(controller_rule)
         plain_actions = _actions(plain_rule)
