@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aws_sqs_queue
+from ansible_rulebook.engine import FilteredQueue
 
 from tests.support.aws import REGION, TestQueue
 
@@ -64,12 +65,21 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
+EventFilter = Callable[..., Any]
+
+
 @contextlib.asynccontextmanager
-async def running_source(args: dict[str, Any], feedback: bool = False) -> AsyncIterator[Engine]:
+async def running_source(
+    args: dict[str, Any], feedback: bool = False, filters: list[EventFilter] | None = None
+) -> AsyncIterator[Engine]:
+    """Run the source; with `filters`, through ansible-rulebook's own FilteredQueue."""
     engine = Engine(feedback=asyncio.Queue(1) if feedback else None)
     if feedback:
         args = {**args, "feedback": True, "eda_feedback_queue": engine.feedback}
-    engine.source = asyncio.create_task(aws_sqs_queue.main(engine.queue, args))
+    queue: Any = engine.queue
+    if filters is not None:
+        queue = FilteredQueue([(f, {}) for f in filters], engine.queue)
+    engine.source = asyncio.create_task(aws_sqs_queue.main(queue, args))
     try:
         yield engine
     finally:

@@ -87,24 +87,6 @@ async def test_feedback_mode_deletes_only_acknowledged_messages(
         await eventually(lambda: queue.counts() == (0, 0), what="third deleted after ack")
 
 
-async def test_feedback_timeout_fails_without_deleting(
-    queue: TestQueue, moto_endpoint: str
-) -> None:
-    queue.send("never acknowledged")
-    args = source_args(queue, moto_endpoint, feedback_timeout=0.5)
-
-    async def take_one_and_never_acknowledge() -> None:
-        async with running_source(args, feedback=True) as engine:
-            await engine.take()
-            assert engine.source is not None
-            await asyncio.wait({engine.source}, timeout=30)
-
-    with pytest.raises(RuntimeError, match="did not acknowledge"):
-        await take_one_and_never_acknowledge()
-    # Released on the way out, so it is visible again at once.
-    assert await asyncio.to_thread(queue.counts) == (1, 0)
-
-
 async def test_cancellation_releases_held_messages_at_once(
     queue: TestQueue, moto_endpoint: str
 ) -> None:

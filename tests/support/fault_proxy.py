@@ -2,8 +2,9 @@
 
 It forwards every request unchanged, records which SQS action each one was and which
 credentials signed it, and, on demand, answers the next requests for an action with a
-fault instead: a connection reset, a 5xx, a throttling error, an AWS error of any code,
-or extra latency for every request.
+fault instead: a connection reset before or after forwarding (a lost request, a lost
+response), a 5xx, a throttling error, an AWS error of any code, a batch answer whose
+every entry failed, or extra latency for every request. Answers can also be rewritten.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import struct
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
@@ -26,11 +28,15 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 @dataclass(frozen=True)
 class Fault:
-    """One canned failure. `status` 0 means: reset the connection without answering."""
+    """One canned failure. `status` 0 means: reset the connection without answering, after
+    forwarding the request upstream when `forward` is set. `failed_entries` answers a batch
+    call with HTTP 200 and every entry in `Failed`, with that `SenderFault` value."""
 
     status: int
     code: str = ""
     message: str = "injected by the fault proxy"
+    forward: bool = False
+    failed_entries: bool | None = None
 
     def body(self) -> bytes:
         return json.dumps(
@@ -39,6 +45,7 @@ class Fault:
 
 
 RESET = Fault(status=0)
+LOST_RESPONSE = Fault(status=0, forward=True)
 SERVER_ERROR = Fault(status=500, code="InternalError")
 UNAVAILABLE = Fault(status=503, code="ServiceUnavailable")
 THROTTLED = Fault(status=400, code="ThrottlingException", message="Rate exceeded")
@@ -46,6 +53,10 @@ THROTTLED = Fault(status=400, code="ThrottlingException", message="Rate exceeded
 
 def aws_error(code: str, status: int = 400, message: str = "injected") -> Fault:
     return Fault(status=status, code=code, message=message)
+
+
+def failed_entries(sender_fault: bool, code: str = "InternalError") -> Fault:
+    return Fault(status=200, code=code, failed_entries=sender_fault)
 
 
 @dataclass(frozen=True)
@@ -64,11 +75,18 @@ class _Plan:
 
 
 @dataclass
+class _Rewrite:
+    action: str
+    transform: Callable[[bytes], bytes]
+
+
+@dataclass
 class FaultProxy:
     upstream: str
     latency: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
     _plans: list[_Plan] = field(default_factory=list)
+    _rewrites: list[_Rewrite] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -79,6 +97,15 @@ class FaultProxy:
         """Answer the next `times` requests for `action` (any action if None) with `fault`."""
         with self._lock:
             self._plans.append(_Plan(action, fault, times))
+
+    def rewrite_replies(self, action: str, transform: Callable[[bytes], bytes]) -> None:
+        """Pass every upstream answer to `action` through `transform` from now on."""
+        with self._lock:
+            self._rewrites.append(_Rewrite(action, transform))
+
+    def bodies(self, action: str) -> list[bytes]:
+        with self._lock:
+            return [r.body for r in self.requests if r.action == action]
 
     def count(self, action: str | None = None) -> int:
         with self._lock:
@@ -170,31 +197,57 @@ class FaultProxy:
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self._take_fault(action)
-        if fault is not None:
-            return _answer_with(fault, request)
+        if fault is not None and not fault.forward:
+            return _answer_with(fault, request, body)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         try:
             async with self._session.request(
                 request.method, self.upstream + request.path_qs, headers=headers, data=body
             ) as upstream:
-                payload = await upstream.read()
+                payload = self._rewritten(action, await upstream.read())
                 reply_headers = {
                     k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
                 }
-                return web.Response(status=upstream.status, body=payload, headers=reply_headers)
         except ClientError as exc:  # moto going away under a long poll, at the end of a run
             return web.Response(status=502, text=f"upstream failed: {exc}")
+        if fault is not None:
+            return _answer_with(fault, request, body)
+        return web.Response(status=upstream.status, body=payload, headers=reply_headers)
+
+    def _rewritten(self, action: str, payload: bytes) -> bytes:
+        with self._lock:
+            transforms = [r.transform for r in self._rewrites if r.action == action]
+        for transform in transforms:
+            payload = transform(payload)
+        return payload
 
 
-def _answer_with(fault: Fault, request: web.Request) -> web.StreamResponse:
+def _answer_with(fault: Fault, request: web.Request, body: bytes) -> web.StreamResponse:
     if fault.status == 0:
         _reset(request)
         raise asyncio.CancelledError
+    if fault.failed_entries is not None:
+        return _all_entries_failed(fault, body)
     headers = {
         "Content-Type": "application/x-amz-json-1.0",
         "x-amzn-query-error": f"{fault.code};Sender",
     }
     return web.Response(status=fault.status, body=fault.body(), headers=headers)
+
+
+def _all_entries_failed(fault: Fault, body: bytes) -> web.StreamResponse:
+    entries = json.loads(body).get("Entries", [])
+    failed = [
+        {
+            "Id": entry["Id"],
+            "SenderFault": fault.failed_entries,
+            "Code": fault.code,
+            "Message": fault.message,
+        }
+        for entry in entries
+    ]
+    answer = json.dumps({"Successful": [], "Failed": failed}).encode()
+    return web.Response(body=answer, headers={"Content-Type": "application/x-amz-json-1.0"})
 
 
 def _reset(request: web.Request) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import enum
+import functools
 import json
 import logging
 import random
@@ -51,15 +53,22 @@ description:
   - A drop-in replacement for C(amazon.aws.aws_sqs_queue) and C(ansible.eda.aws_sqs_queue)
     with the same options and event shape, that loses nothing.
   - A message is deleted only after the engine has it, after C(put) returns or, with
-    I(feedback=true), after the engine has acknowledged it. Until then a heartbeat keeps it
-    invisible to other consumers, however long it waits.
+    I(feedback=true), after the engine has acknowledged every event made from it. Until then
+    a heartbeat keeps it invisible to other consumers, however long it waits.
+  - With I(feedback=true), acknowledgements are matched to messages by the message id the
+    event carries (C(meta.MessageId)), so event filters may turn one message into several
+    events or none. A message that a filter turns into no event is deleted. A message
+    whose event the engine could not post (it acknowledges later events but not that one)
+    is released, not deleted, so SQS delivers it again and, after the queue's
+    C(maxReceiveCount), moves it to the dead-letter queue.
   - Deletes are batched. On shutdown, messages not yet acknowledged are made visible again
     at once, so the next start or another consumer gets them.
   - Throttling, 5xx answers, timeouts and connection errors are retried with exponential
     back-off and jitter, without end. A missing queue, denied access or invalid credentials
     stop the source at once with a message that says what to fix.
   - "The event is C({\"body\": <JSON-decoded body, or the raw string>,
-    \"meta\": {\"MessageId\": ..., \"uuid\": ..., \"sqs\": {...}}}).
+    \"meta\": {\"MessageId\": ..., \"uuid\": ..., \"event\": {\"uuid\": ...},
+    \"sqs\": {...}}}). C(meta.event.uuid) is the MessageId, as amazon.aws sets it.
     C(meta.uuid) is derived from the SQS MessageId, so ansible-rulebook's persistence
     recognises a redelivered message.
     C(meta.sqs) holds C(message_id), C(receipt_count), C(sent_at), and where present
@@ -155,8 +164,11 @@ options:
     default: false
   feedback_timeout:
     description:
-      - Seconds to wait for the acknowledgement of an event before the source fails. The
-        message is then not deleted, and is delivered again after a restart.
+      - Seconds a message may wait for the engine's acknowledgement before the source logs a
+        warning with its age, repeated every I(feedback_timeout) seconds while it waits.
+        Never fatal. A busy engine withholds acknowledgements while more than 10 actions
+        are queued, and the message stays held, its visibility renewed, until it is
+        acknowledged.
     type: float
     default: 120
   eda_feedback_queue:
@@ -198,7 +210,8 @@ EXAMPLES = r"""
 LOG = logging.getLogger("durable.eda.aws_sqs_queue")
 
 SQS_BATCH_LIMIT = 10
-DELETE_LINGER_SECONDS = 0.1
+BATCH_LINGER_SECONDS = 0.1
+FIFO_HELD_WAIT_SECONDS = 1
 SHUTDOWN_GRACE_SECONDS = 5.0
 BACKOFF_BASE_SECONDS = 0.2
 BACKOFF_CAP_SECONDS = 20.0
@@ -572,9 +585,22 @@ def build_event(message: Mapping[str, Any]) -> dict[str, Any]:
         "meta": {
             "MessageId": message_id,
             "uuid": stable_uuid(message_id),
+            # Where amazon.aws's plugin puts the id: rulebooks written for it read it there.
+            "event": {"uuid": message_id},
             "sqs": sqs_meta(message),
         },
     }
+
+
+def message_id_of(event: Any) -> str | None:
+    """The SQS message an event came from; an acknowledgement carries the event."""
+    meta = event.get("meta") if isinstance(event, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    message_id = meta.get("MessageId")
+    if message_id is None and isinstance(meta.get("sqs"), dict):
+        message_id = meta["sqs"].get("message_id")
+    return None if message_id is None else str(message_id)
 
 
 # ---------------------------------------------------------------------------------------
@@ -635,11 +661,174 @@ def chunks(items: list[T], size: int = SQS_BATCH_LIMIT) -> Iterator[list[T]]:
 
 
 # ---------------------------------------------------------------------------------------
+# Deliveries: which messages the engine has finished with (feedback mode).
+
+
+class Verdict(enum.Enum):
+    DONE = "done"  # every event it made was acknowledged (or it made none): delete it
+    SKIPPED = "skipped"  # the engine went past an event of it unacknowledged: release it
+
+
+@dataclass
+class Delivery:
+    handed_at: float
+    events: int | None = None  # unknown until every event made from it reached the engine
+    acknowledged: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.events is not None and self.acknowledged >= self.events
+
+
+@dataclass
+class Deliveries:
+    """Messages handed to the engine whose events it has not all acknowledged yet.
+
+    ansible-rulebook takes a ruleset's events one at a time and acknowledges each, in that
+    order, with the event itself: an acknowledgement is matched to its message by the
+    message id the event carries, never by counting. An acknowledgement for a later message
+    proves the engine is done with every earlier one, so an earlier message still short of
+    acknowledgements had an event the engine could not post.
+    """
+
+    awaiting: dict[str, Delivery] = field(default_factory=dict)
+
+    def handing(self, message_id: str) -> None:
+        self.awaiting[message_id] = Delivery(handed_at=time.monotonic())
+
+    def handed(self, message_id: str, events: int) -> list[tuple[str, Verdict]]:
+        """Record how many events reached the engine; a message that made none is done."""
+        delivery = self.awaiting[message_id]
+        delivery.events = events
+        if not delivery.complete:
+            return []
+        # Earlier messages may still be in the engine: this one proves nothing about them.
+        del self.awaiting[message_id]
+        return [(message_id, Verdict.DONE)]
+
+    def acknowledge(self, acknowledgement: Any) -> list[tuple[str, Verdict]]:
+        message_id = message_id_of(acknowledgement)
+        if message_id is None and self.awaiting:
+            # A filter removed the id; the engine's order still tells whose event it was.
+            message_id = next(iter(self.awaiting))
+        if message_id not in self.awaiting:
+            LOG.warning("acknowledgement for SQS message %s, which is not awaiting one", message_id)
+            return []
+        self.awaiting[message_id].acknowledged += 1
+        return self._conclude_through(message_id)
+
+    def _conclude_through(self, message_id: str) -> list[tuple[str, Verdict]]:
+        verdicts = []
+        for earlier, delivery in list(self.awaiting.items()):
+            if earlier == message_id:
+                if delivery.complete:
+                    del self.awaiting[earlier]
+                    verdicts.append((earlier, Verdict.DONE))
+                return verdicts
+            del self.awaiting[earlier]
+            verdicts.append((earlier, Verdict.DONE if delivery.complete else Verdict.SKIPPED))
+        return verdicts
+
+    def waiting_longer_than(self, seconds: float) -> list[tuple[str, float]]:
+        now = time.monotonic()
+        ages = ((m, now - delivery.handed_at) for m, delivery in self.awaiting.items())
+        return [(m, age) for m, age in ages if age >= seconds]
+
+
+class _CountingQueue:
+    """The engine's queue, counting the events that reach it."""
+
+    def __init__(self, engine_queue: Any) -> None:
+        self.engine_queue = engine_queue
+        self.count = 0
+
+    async def put(self, event: Any) -> None:
+        await self.engine_queue.put(event)
+        if event:  # the engine skips an empty event and sends no acknowledgement for it
+            self.count += 1
+
+
+class EngineInlet:
+    """Hands an event to ansible-rulebook and tells how many events reached the engine.
+
+    Event filters run inside the queue's put and may turn one event into several, or none.
+    ansible-rulebook's FilteredQueue keeps its filters and the engine's queue as attributes:
+    the same filters, run over a counting view of the same queue, say how many
+    acknowledgements a message will get. Any other queue takes one event per put.
+    """
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.counter: _CountingQueue | None = None
+        filters, engine_queue = getattr(queue, "filters", None), getattr(queue, "queue", None)
+        if isinstance(filters, list) and engine_queue is not None:
+            counter = _CountingQueue(engine_queue)
+            try:
+                self.queue = type(queue)(filters, counter)
+            except TypeError:
+                LOG.warning("unknown ansible-rulebook queue; assuming one event per message")
+            else:
+                self.counter = counter
+
+    async def put(self, event: dict[str, Any]) -> int:
+        if self.counter is None:
+            await self.queue.put(event)
+            return 1
+        before = self.counter.count
+        await self.queue.put(event)
+        return self.counter.count - before
+
+
+# ---------------------------------------------------------------------------------------
+# Batch calls on held messages
+
+
+@dataclass(frozen=True)
+class BatchAction:
+    """A batch call on held messages, and what its success means for their leases."""
+
+    verb: str
+    operation: str
+    method: str
+    ends_lease: bool
+    visibility_timeout: int | None = None
+
+    def entry(self, index: int, receipt_handle: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": str(index), "ReceiptHandle": receipt_handle}
+        if self.visibility_timeout is not None:
+            entry["VisibilityTimeout"] = self.visibility_timeout
+        return entry
+
+
+# The engine has the message: it is gone for good.
+DELETE = BatchAction("delete", "DeleteMessageBatch", "delete_message_batch", ends_lease=True)
+# The engine does not have it: visible again at once, for this or another consumer.
+RELEASE = BatchAction(
+    "release",
+    "ChangeMessageVisibilityBatch",
+    "change_message_visibility_batch",
+    ends_lease=True,
+    visibility_timeout=0,
+)
+
+
+def renewal(visibility_timeout: int) -> BatchAction:
+    """Still waiting for the engine: hidden for another visibility timeout."""
+    return BatchAction(
+        "renew",
+        "ChangeMessageVisibilityBatch",
+        "change_message_visibility_batch",
+        ends_lease=False,
+        visibility_timeout=visibility_timeout,
+    )
+
+
+# ---------------------------------------------------------------------------------------
 # The source
 
 
 class SQSSource:
-    """Receive loops, a dispatcher, a batched deleter and a visibility heartbeat."""
+    """Receive loops, a dispatcher, batched deletes and releases, and a visibility heartbeat."""
 
     def __init__(self, client: Any, queue_url: str, config: Config) -> None:
         self.client = client
@@ -647,17 +836,26 @@ class SQSSource:
         self.config = config
         self.fifo = queue_url.endswith(".fifo")
         self.leases = Leases(config.visibility_timeout)
+        self.deliveries = Deliveries()
+        self.renew = renewal(config.visibility_timeout)
         self.ready: asyncio.Queue[dict[str, Any]] = asyncio.Queue(config.max_number_of_messages)
-        self.acknowledged: asyncio.Queue[str] = asyncio.Queue()
+        self.to_delete: asyncio.Queue[str] = asyncio.Queue()
+        self.to_release: asyncio.Queue[str] = asyncio.Queue()
 
     async def run(self, queue: Any, feedback: asyncio.Queue[Any] | None) -> None:
-        tasks = [asyncio.create_task(self.poll()) for _poller in range(self.config.pollers)]
-        tasks.append(asyncio.create_task(self.dispatch(queue, feedback)))
-        tasks.append(asyncio.create_task(self.delete_acknowledged()))
+        jobs = [self.poll() for _ in range(self.config.pollers)]
+        jobs += [
+            self.dispatch(EngineInlet(queue), awaits_acknowledgement=feedback is not None),
+            self.send_batches(DELETE, self.to_delete),
+            self.send_batches(RELEASE, self.to_release),
+        ]
+        if feedback is not None:
+            jobs += [self.collect_acknowledgements(feedback), self.report_overdue()]
         if self.config.visibility_timeout > 0:
-            tasks.append(asyncio.create_task(self.heartbeat()))
+            jobs.append(self.heartbeat())
+        tasks = [asyncio.create_task(job) for job in jobs]
         try:
-            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
         finally:
@@ -682,7 +880,7 @@ class SQSSource:
         request: dict[str, Any] = {
             "QueueUrl": self.queue_url,
             "MaxNumberOfMessages": self.config.max_number_of_messages,
-            "WaitTimeSeconds": self.config.wait_time_seconds,
+            "WaitTimeSeconds": self.wait_time(),
             "MessageSystemAttributeNames": ["All"],
             "MessageAttributeNames": ["All"],
             "VisibilityTimeout": self.config.visibility_timeout,
@@ -697,122 +895,142 @@ class SQSSource:
         messages: list[dict[str, Any]] = reply.get("Messages", [])
         return messages
 
+    def wait_time(self) -> int:
+        """The long poll, shortened while this process holds FIFO messages.
+
+        moto's FIFO long poll notes the busy message groups when it starts and does not see
+        them free up, so a poll begun while we hold a group's messages sleeps its whole
+        wait. Real SQS answers as soon as a group frees up; a short poll costs it only the
+        requests made while this process holds messages and the queue has none for it.
+        """
+        if self.fifo and self.leases.held:
+            return min(self.config.wait_time_seconds, FIFO_HELD_WAIT_SECONDS)
+        return self.config.wait_time_seconds
+
     # Handing events to the engine ----------------------------------------------------
 
-    async def dispatch(self, queue: Any, feedback: asyncio.Queue[Any] | None) -> None:
+    async def dispatch(self, inlet: EngineInlet, awaits_acknowledgement: bool) -> None:
+        """Hand over one message at a time; the engine's queue of one is the back-pressure."""
         while True:
             message = await self.ready.get()
-            event = build_event(message)
-            await queue.put(event)
-            if feedback is not None:
-                await self.wait_for_acknowledgement(feedback, event)
             message_id = str(message["MessageId"])
-            self.leases.acknowledge(message_id)
-            self.acknowledged.put_nowait(message_id)
+            if awaits_acknowledgement:
+                self.deliveries.handing(message_id)
+            events = await inlet.put(build_event(message))
+            if awaits_acknowledgement:
+                self.conclude(self.deliveries.handed(message_id, events))
+            else:
+                self.conclude([(message_id, Verdict.DONE)])
 
-    async def wait_for_acknowledgement(
-        self, feedback: asyncio.Queue[Any], event: dict[str, Any]
-    ) -> None:
-        message_id = event["meta"]["MessageId"]
-        try:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
-            # that arrives as the item does, and the source would never stop.
-            async with asyncio.timeout(self.config.feedback_timeout):
-                acknowledged = await feedback.get()
-        except TimeoutError:
-            raise RuntimeError(
-                f"ansible-rulebook did not acknowledge SQS message {message_id} within "
-                f"{self.config.feedback_timeout:g} s (feedback_timeout); the message was not "
-                "deleted and will be delivered again"
-            ) from None
-        meta = acknowledged.get("meta", {}) if isinstance(acknowledged, dict) else {}
-        if meta.get("uuid") not in (None, event["meta"]["uuid"]):
-            LOG.warning("acknowledgement for %s carried uuid %s", message_id, meta.get("uuid"))
-
-    # Deleting ------------------------------------------------------------------------
-
-    async def delete_acknowledged(self) -> None:
+    async def collect_acknowledgements(self, feedback: asyncio.Queue[Any]) -> None:
+        # Taken at once, whatever happens next: the engine waits on a queue of one.
         while True:
-            batch = [await self.acknowledged.get()]
-            await self.linger(batch)
-            await self.delete(batch)
+            self.conclude(self.deliveries.acknowledge(await feedback.get()))
 
-    async def linger(self, batch: list[str]) -> None:
-        """Gather up to a full batch, but never hold an acknowledged delete while idle."""
-        deadline = time.monotonic() + DELETE_LINGER_SECONDS
+    def conclude(self, verdicts: list[tuple[str, Verdict]]) -> None:
+        for message_id, verdict in verdicts:
+            if verdict is Verdict.DONE:
+                self.leases.acknowledge(message_id)
+                self.to_delete.put_nowait(message_id)
+            else:
+                LOG.warning(
+                    "the engine acknowledged later events but not every event of SQS message "
+                    "%s (posting it failed); released for redelivery, and to the dead-letter "
+                    "queue after the queue's maxReceiveCount",
+                    message_id,
+                )
+                self.to_release.put_nowait(message_id)
+
+    async def report_overdue(self) -> None:
+        interval = self.config.feedback_timeout
+        while True:
+            await asyncio.sleep(interval)
+            for message_id, age in self.deliveries.waiting_longer_than(interval):
+                LOG.warning(
+                    "SQS message %s has waited %.0f s for the engine's acknowledgement "
+                    "(the engine holds acknowledgements while more than 10 actions are queued); "
+                    "it stays held and is deleted once acknowledged",
+                    message_id,
+                    age,
+                )
+
+    # Deleting and releasing ----------------------------------------------------------
+
+    async def send_batches(self, action: BatchAction, pending: asyncio.Queue[str]) -> None:
+        while True:
+            batch = [await pending.get()]
+            await self.linger(pending, batch)
+            await self.apply(action, batch)
+
+    async def linger(self, pending: asyncio.Queue[str], batch: list[str]) -> None:
+        """Gather up to a full batch, but never hold a batch back while idle."""
+        deadline = time.monotonic() + BATCH_LINGER_SECONDS
         while len(batch) < SQS_BATCH_LIMIT:
-            if self.acknowledged.empty() and self.ready.empty():
+            if pending.empty() and self.ready.empty():
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             try:
                 async with asyncio.timeout(remaining):
-                    batch.append(await self.acknowledged.get())
+                    batch.append(await pending.get())
             except TimeoutError:
                 return
 
-    async def delete(self, message_ids: list[str]) -> None:
-        await self.apply_batch("delete", message_ids, {})
-
-    async def release(self, message_ids: list[str]) -> None:
-        await self.apply_batch("release", message_ids, {"VisibilityTimeout": 0})
-
-    async def renew(self, message_ids: list[str]) -> None:
-        await self.apply_batch(
-            "renew", message_ids, {"VisibilityTimeout": self.config.visibility_timeout}
-        )
-
-    async def apply_batch(
-        self, purpose: str, message_ids: list[str], extra: dict[str, Any]
-    ) -> None:
-        """Delete or change the visibility of up to 10 held messages, retrying what failed."""
-        held = self.leases.handles(message_ids)
-        if not held:
-            return
-        entries = [
-            {"Id": str(index), "ReceiptHandle": handle, **extra}
-            for index, (_message_id, handle) in enumerate(held)
-        ]
-        if purpose == "delete":
-            operation, call = "DeleteMessageBatch", self.client.delete_message_batch
-        else:
-            operation, call = (
-                "ChangeMessageVisibilityBatch",
-                (self.client.change_message_visibility_batch),
+    async def apply(self, action: BatchAction, message_ids: list[str]) -> None:
+        """Apply `action` to up to 10 held messages; what SQS failed on its side is retried."""
+        backoff = Backoff()
+        while True:
+            held = self.leases.handles(message_ids)
+            if not held:
+                return
+            reply = await with_retry(
+                action.operation, functools.partial(self._call, action, held), self.config
             )
-        reply = await with_retry(
-            operation, lambda: call(QueueUrl=self.queue_url, Entries=entries), self.config
-        )
-        retry = self._settle_batch([message_id for message_id, _handle in held], reply, purpose)
-        if retry:
-            await self.apply_batch(purpose, retry, extra)
+            failed = self._settle_batch(action, [message_id for message_id, _ in held], reply)
+            if not failed:
+                return
+            delay = backoff.next_delay()
+            LOG.warning(
+                "SQS %s failed for %d of %d messages (%s); retrying them in %.1f s",
+                action.operation,
+                len(failed),
+                len(held),
+                ", ".join(sorted(set(failed.values()))),
+                delay,
+            )
+            await asyncio.sleep(delay)
+            message_ids = list(failed)
 
-    def _settle_batch(self, ids: list[str], reply: Mapping[str, Any], purpose: str) -> list[str]:
-        """Update leases from a batch reply; return the ids whose entry should be retried."""
-        failed = {int(f["Id"]): f for f in reply.get("Failed") or []}
-        retry: list[str] = []
+    def _call(self, action: BatchAction, held: list[tuple[str, str]]) -> Awaitable[Any]:
+        entries = [action.entry(index, handle) for index, (_, handle) in enumerate(held)]
+        call: Callable[..., Awaitable[Any]] = getattr(self.client, action.method)
+        return call(QueueUrl=self.queue_url, Entries=entries)
+
+    def _settle_batch(
+        self, action: BatchAction, ids: list[str], reply: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """Update leases from a batch reply; return the ids SQS failed on its side, with codes."""
+        failures = {int(f["Id"]): f for f in reply.get("Failed") or []}
+        retry: dict[str, str] = {}
         for index, message_id in enumerate(ids):
-            failure = failed.get(index)
+            failure = failures.get(index)
             if failure is None:
-                self._succeeded(message_id, purpose)
+                if action.ends_lease:
+                    self.leases.drop(message_id)
+                else:
+                    self.leases.renewed(message_id)
             elif not failure.get("SenderFault"):
-                retry.append(message_id)
-            elif message_id in self.leases.held:
+                retry[message_id] = str(failure.get("Code", "unknown"))
+            else:
                 LOG.warning(
                     "SQS refused to %s message %s (%s); it may be delivered again",
-                    purpose,
+                    action.verb,
                     message_id,
                     failure.get("Code"),
                 )
                 self.leases.drop(message_id)
         return retry
-
-    def _succeeded(self, message_id: str, purpose: str) -> None:
-        if purpose == "renew":
-            self.leases.renewed(message_id)
-        else:
-            self.leases.drop(message_id)
 
     # Keeping held messages invisible -------------------------------------------------
 
@@ -821,7 +1039,7 @@ class SQSSource:
         while True:
             await asyncio.sleep(interval)
             for batch in chunks(self.leases.due_for_renewal()):
-                await self.renew(batch)
+                await self.apply(self.renew, batch)
 
     # Stopping ------------------------------------------------------------------------
 
@@ -834,15 +1052,15 @@ class SQSSource:
         try:
             async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
                 for batch in chunks(acknowledged):
-                    await self.delete(batch)
+                    await self.apply(DELETE, batch)
                 for batch in chunks(unacknowledged):
-                    await self.release(batch)
+                    await self.apply(RELEASE, batch)
         except (TimeoutError, FatalSQSError) as exc:
             LOG.warning(
                 "could not settle %d held messages on stop (%s); they return to the queue "
                 "when their visibility timeout expires",
                 len(self.leases.held),
-                exc,
+                str(exc) or type(exc).__name__,
             )
         else:
             LOG.info(
