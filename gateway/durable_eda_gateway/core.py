@@ -112,13 +112,17 @@ class Gateway:
         self._clock = clock
 
     @classmethod
-    def from_config(cls, config: GatewayConfig) -> Gateway:
-        """A gateway with its own boto3 clients; secrets are fetched on first use."""
+    def from_config(cls, config: GatewayConfig, pool_size: int = 10) -> Gateway:
+        """A gateway with its own boto3 clients; secrets are fetched on first use.
+
+        `pool_size`: connections each client keeps, one per thread that may call it at once.
+        """
         session = boto3.session.Session(region_name=config.region)
         client_config = Config(
             retries={"mode": "standard", "total_max_attempts": config.sqs_max_attempts},
             connect_timeout=3,
             read_timeout=10,
+            max_pool_connections=pool_size,
             user_agent_extra="durable-eda-gateway",
         )
         clients: dict[str, Any] = {}

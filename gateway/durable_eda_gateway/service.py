@@ -5,20 +5,33 @@
 Configuration comes from the same GATEWAY_* environment variables as the Lambda
 function. It listens on loopback unless told otherwise; put TLS in front of it (a reverse
 proxy) before exposing it. GET /healthz answers 200 for readiness checks.
+
+HTTP is aiohttp's low-level server: its llhttp parser refuses ambiguous framing, and on
+asyncio a slow or idle client costs a socket, not a thread. Only the core's blocking boto3
+calls run in a thread pool. Every answer, a refused request line included, is the
+gateway's JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11, RawRequestMessage
+from aiohttp.http_exceptions import BadStatusLine, HttpProcessingError, LineTooLong
+from aiohttp.streams import StreamReader
 
 from durable_eda_gateway.config import ConfigError, GatewayConfig, load_config
 from durable_eda_gateway.core import (
@@ -31,137 +44,308 @@ from durable_eda_gateway.core import (
 
 logger = logging.getLogger(__name__)
 
+# Requests waiting for SQS run here; also the size of each boto3 client's connection pool.
+WORKERS = 32
+# Connections the kernel queues before the server accepts them: a burst of webhooks must
+# not meet a reset (the kernel caps it at net.core.somaxconn).
+BACKLOG = 1024
+# http.server's limit; a request with more headers is answered 431.
+MAX_HEADERS = 100
+MAX_LINE_BYTES = 8190
+SERVER_HEADER = "durable-eda-gateway"
 
-class GatewayServer(ThreadingHTTPServer):
-    daemon_threads = True
+
+@dataclass(frozen=True)
+class _ParserRefusal:
+    """How a request the HTTP parser refused is answered: matched on the parser's message."""
+
+    fragment: str
+    status: int
+    code: str
+    message: str
+
+
+# The parser says why in words only; the first matching fragment decides. Order matters:
+# "Content-Length can't be present with Transfer-Encoding" mentions both headers.
+_PARSER_REFUSALS = (
+    _ParserRefusal(
+        "be present with",
+        400,
+        "conflicting_framing",
+        "send either Content-Length or Transfer-Encoding, not both",
+    ),
+    _ParserRefusal(
+        "Duplicate Content-Length",
+        400,
+        "conflicting_content_length",
+        "send exactly one Content-Length header",
+    ),
+    _ParserRefusal(
+        "Content-Length", 400, "invalid_content_length", "Content-Length is not a number"
+    ),
+    _ParserRefusal(
+        "Transfer-Encoding",
+        400,
+        "invalid_transfer_encoding",
+        "Transfer-Encoding is repeated or names an unsupported coding",
+    ),
+    _ParserRefusal(
+        "Too many headers",
+        431,
+        "too_many_headers",
+        f"the request has more than {MAX_HEADERS} headers",
+    ),
+)
+
+
+def parser_refusal(exc: BaseException | None) -> RejectError:
+    """The JSON answer to a request aiohttp's parser refused, by what it refused."""
+    if isinstance(exc, LineTooLong):
+        return RejectError(
+            431,
+            "header_too_large",
+            f"the request line or a header is longer than {MAX_LINE_BYTES} bytes",
+        )
+    if isinstance(exc, BadStatusLine):  # BadHttpMethod included
+        return RejectError(
+            400,
+            "malformed_request_line",
+            "the request line is not METHOD /path HTTP/1.1 with a method HTTP defines",
+        )
+    said = exc.message if isinstance(exc, HttpProcessingError) else ""
+    for refusal in _PARSER_REFUSALS:
+        if refusal.fragment in said:
+            return RejectError(refusal.status, refusal.code, refusal.message)
+    return RejectError(400, "malformed_request", "the request is not well-formed HTTP/1.1")
+
+
+def to_web_response(response: HttpResponse, close: bool = False) -> web.Response:
+    headers = {**response.all_headers(), "server": SERVER_HEADER}
+    answer = web.Response(status=response.status, body=response.body(), headers=headers)
+    if close:
+        answer.force_close()
+    return answer
+
+
+class _GatewayProtocol(web.RequestHandler):
+    """aiohttp's connection handler, answering what its parser refuses in the gateway's JSON."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            # Part of an answer is out already: the connection can only be dropped.
+            raise ConnectionError("an answer was already under way")
+        request_id = uuid.uuid4().hex
+        if status == 400:
+            reject = parser_refusal(exc)
+            # One line and no traceback: any client can send garbage, as often as it likes.
+            logger.info("request %s refused by the HTTP parser: %s", request_id, reject.code)
+        else:
+            logger.error("request %s failed in the HTTP layer (status %s)", request_id, status)
+            reject = RejectError(500, "internal_error", "the gateway failed unexpectedly")
+        return to_web_response(reject.response(request_id), close=True)
+
+
+class _Request(web.BaseRequest):
+    """A request that remembers the HTTP version it came in; it is answered in HTTP/1.1."""
+
+    ATTRS = web.BaseRequest.ATTRS | frozenset(["spoken_version"])
+    spoken_version: HttpVersion = HttpVersion11
+
+
+class _LowLevelServer(web.Server):
+    """aiohttp's low-level server, building _GatewayProtocol connections and _Requests."""
 
     def __init__(
-        self, address: tuple[str, int], gateway: Gateway, request_timeout: float = 30.0
+        self, handler: Any, loop: asyncio.AbstractEventLoop, **protocol_options: Any
     ) -> None:
-        super().__init__(address, GatewayRequestHandler)
-        self.gateway = gateway
-        # A client that stops sending mid-request (or idles on keep-alive) frees its thread.
-        self.request_timeout = request_timeout
+        super().__init__(handler, loop=loop, request_factory=self._request, **protocol_options)
+        self._event_loop = loop
+        self._protocol_options = protocol_options
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def __call__(self) -> web.RequestHandler:
+        return _GatewayProtocol(self, loop=self._event_loop, **self._protocol_options)
+
+    def _request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: web.RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        spoken = message.version
+        if spoken not in (HttpVersion10, HttpVersion11):
+            # The answer's status line repeats the request's version: one the client can read.
+            message = message._replace(version=HttpVersion11, should_close=True)
+        request = _Request(message, payload, protocol, writer, task, self._event_loop)
+        request.spoken_version = spoken
+        return request
 
 
-class GatewayRequestHandler(BaseHTTPRequestHandler):
-    server: GatewayServer
-    # Keep-alive: webhook senders and load balancers reuse connections.
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, the body waits for a delayed ACK.
-    disable_nagle_algorithm = True
-    server_version = "durable-eda-gateway"
-    sys_version = ""
+class _Handler:
+    """One HTTP request in, the core's answer out; the core's blocking calls off the loop."""
 
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(self.server.request_timeout)
+    def __init__(self, gateway: Gateway, executor: ThreadPoolExecutor, timeout: float) -> None:
+        self._gateway = gateway
+        self._executor = executor
+        self._timeout = timeout
 
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/healthz":
-            self._send(HttpResponse(200, {"status": "ok"}))
-        else:
-            self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch(with_body=False)
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_OPTIONS(self) -> None:
-        self._dispatch()
-
-    def _dispatch(self, with_body: bool = True) -> None:
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = uuid.uuid4().hex
         try:
-            response = self._respond(request_id)
-        except OSError:
-            # The client timed out or went away while sending: there is no one to answer.
-            self.close_connection = True
-            return
+            answer = await self._answer(request, request_id)
+        except RejectError as reject:
+            answer = reject.response(request_id)
         except Exception:
             # Unexpected: log the failure (never the request's content) and answer 500.
             logger.exception("request %s failed", request_id)
-            self.close_connection = True
-            failure = RejectError(500, "internal_error", "the gateway failed unexpectedly")
-            response = failure.response(request_id)
-        self._send(response, with_body)
+            answer = RejectError(500, "internal_error", "the gateway failed unexpectedly").response(
+                request_id
+            )
+        # A body left unread would be taken for the next request: close instead.
+        return to_web_response(answer, close=not request.content.is_eof())
 
-    def _respond(self, request_id: str) -> HttpResponse:
-        gateway = self.server.gateway
-        if self.command != "POST":
-            self.close_connection = True  # any body it sent is left unread
-            return gateway.handle(HttpRequest(self.command, {}, b"", request_id))
-        try:
-            body = self._read_body(gateway.config.max_message_bytes)
-        except RejectError as reject:
-            self.close_connection = True  # the unread body would be taken for the next request
-            return reject.response(request_id)
-        headers = normalise_headers(self.headers.items())
-        return gateway.handle(HttpRequest(self.command, headers, body, request_id))
+    async def _answer(self, request: web.BaseRequest, request_id: str) -> HttpResponse:
+        if getattr(request, "spoken_version", request.version) not in (
+            HttpVersion10,
+            HttpVersion11,
+        ):
+            raise RejectError(505, "http_version_not_supported", "speak HTTP/1.1 or HTTP/1.0")
+        if request.method == "GET" and request.path == "/healthz":
+            return HttpResponse(200, {"status": "ok"})
+        if request.method != "POST":
+            return self._gateway.handle(HttpRequest(request.method, {}, b"", request_id))
+        body = await self._read_body(request)
+        incoming = HttpRequest(
+            request.method, normalise_headers(request.headers.items()), body, request_id
+        )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._gateway.handle, incoming)
 
-    def _read_body(self, limit: int) -> bytes:
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        length = request.content_length
+        if length is None:
+            # The parser has already refused chunked bodies that also carry a length.
             raise RejectError(411, "length_required", "send the body with a Content-Length")
-        raw = self.headers.get("content-length")
-        if raw is None:
-            raise RejectError(411, "length_required", "send the body with a Content-Length")
-        if not raw.strip().isdigit() or not raw.strip().isascii():
-            raise RejectError(400, "invalid_content_length", "Content-Length is not a number")
-        length = int(raw)
+        limit = self._gateway.config.max_message_bytes
         if length > limit:
             raise RejectError(
                 413, "payload_too_large", f"the body exceeds the queue's limit of {limit} bytes"
             )
-        body = self.rfile.read(length)
-        if len(body) < length:
+        if request.headers.get("expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await request.content.readexactly(length)
+        except TimeoutError:
+            raise RejectError(
+                408, "request_timeout", f"the body did not arrive within {self._timeout:g} s"
+            ) from None
+        except (asyncio.IncompleteReadError, ConnectionError, HttpProcessingError):
             # Half a body must not be forwarded, even if it happens to parse as JSON.
-            raise ConnectionError("the client closed before sending its whole body")
-        return body
+            raise RejectError(
+                400, "incomplete_body", "the connection ended before the whole body arrived"
+            ) from None
 
-    def _send(self, response: HttpResponse, with_body: bool = True) -> None:
-        body = response.body()
-        self.send_response(response.status)
-        for name, value in response.all_headers().items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(body)))
-        if self.close_connection:
-            self.send_header("connection", "close")
-        self.end_headers()
-        if with_body:
-            self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        # The base class writes every request line to stderr; the path may carry a token.
-        logger.debug("%s %s", self.command, self.path.split("?")[0])
+class HttpService:
+    """The gateway behind aiohttp's HTTP server, on the running event loop."""
+
+    def __init__(self, gateway: Gateway, request_timeout: float = 30.0) -> None:
+        self._gateway = gateway
+        # One deadline for a client: to send its headers, its body, or its next request.
+        self._request_timeout = request_timeout
+        self._executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="gateway")
+        self._runner: web.ServerRunner | None = None
+        self.server_address: tuple[str, int] = ("", 0)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address
+        return f"http://{host}:{port}"
+
+    async def open(self, host: str, port: int) -> None:
+        server = _LowLevelServer(
+            _Handler(self._gateway, self._executor, self._request_timeout),
+            asyncio.get_running_loop(),
+            keepalive_timeout=self._request_timeout,
+            lingering_time=min(self._request_timeout, 5.0),
+            max_headers=MAX_HEADERS,
+            max_line_size=MAX_LINE_BYTES,
+            max_field_size=MAX_LINE_BYTES,
+            access_log=None,
+        )
+        # Stopping waits this long for requests in flight (SQS included) to be answered.
+        self._runner = web.ServerRunner(server, shutdown_timeout=self._request_timeout)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, backlog=BACKLOG, reuse_address=True)
+        await site.start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self.server_address = (str(bound_host), int(bound_port))
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._executor.shutdown(wait=True)
+
+
+class GatewayServer:
+    """An HttpService on an event loop in a thread of its own (tests, benchmarks)."""
+
+    def __init__(self, service: HttpService) -> None:
+        self._service = service
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="gateway-loop")
+
+    @property
+    def url(self) -> str:
+        return self._service.url
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self._service.server_address
+
+    def start(self, host: str, port: int) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._service.open(host, port), self._loop).result(30)
+
+    def stop(self) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._service.close(), self._loop).result(120)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+            self._loop.close()
 
 
 def start(
     config: GatewayConfig, host: str = "127.0.0.1", port: int = 0, request_timeout: float = 30.0
 ) -> GatewayServer:
-    """A running server (in a background thread); call .shutdown() and .server_close()."""
-    server = GatewayServer((host, port), Gateway.from_config(config), request_timeout)
-    # A short poll interval: shutdown() waits up to one interval for the loop to notice.
-    serve = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="gateway", daemon=True
-    )
-    serve.start()
+    """A running service (on a thread of its own); call .stop() when done."""
+    gateway = Gateway.from_config(config, pool_size=WORKERS)
+    server = GatewayServer(HttpService(gateway, request_timeout))
+    server.start(host, port)
     return server
+
+
+async def serve(server: HttpService, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then finish the requests in flight and return."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await server.open(host, port)
+    try:
+        print(f"durable.eda gateway listening on {server.url}", flush=True)
+        await stop.wait()
+    finally:
+        await server.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,24 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"durable-eda-gateway: {error}", file=sys.stderr)
         return 2
-    server = GatewayServer((arguments.host, arguments.port), Gateway.from_config(config))
-    signal.signal(signal.SIGTERM, _stop_on_signal(server))
-    print(f"durable.eda gateway listening on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server = HttpService(Gateway.from_config(config, pool_size=WORKERS))
+    asyncio.run(serve(server, arguments.host, arguments.port))
     return 0
-
-
-def _stop_on_signal(server: GatewayServer) -> Callable[[int, FrameType | None], None]:
-    def stop(signum: int, frame: FrameType | None) -> None:
-        # shutdown() waits for serve_forever() to return, so it cannot run on that thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    return stop
 
 
 def _parser() -> argparse.ArgumentParser:

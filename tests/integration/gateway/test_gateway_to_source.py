@@ -7,11 +7,10 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from durable_eda_gateway.service import start
 
 from tests.integration.source_harness import running_source, source_args
 from tests.support.aws import TestQueue
-from tests.unit.gateway.support import API_KEY, config_for
+from tests.unit.gateway.support import API_KEY, config_for, serving
 
 
 def post(url: str, payload: dict[str, str], headers: dict[str, str]) -> int:
@@ -32,7 +31,6 @@ async def test_a_webhook_reaches_the_rulebook_in_the_documented_shape(
     queue: TestQueue, fifo_queue: TestQueue, moto_endpoint: str, fifo: bool
 ) -> None:
     target = fifo_queue if fifo else queue
-    server = start(config_for(target.url, moto_endpoint, GATEWAY_GROUP_ID_FIELD="host"))
     headers = {
         "content-type": "application/json",
         "x-api-key": API_KEY,
@@ -40,11 +38,8 @@ async def test_a_webhook_reaches_the_rulebook_in_the_documented_shape(
         "x-github-delivery": "delivery-1",
     }
     payload = {"status": "failed", "service": "nginx", "host": "web01"}
-    try:
+    with serving(config_for(target.url, moto_endpoint, GATEWAY_GROUP_ID_FIELD="host")) as server:
         assert post(server.url, payload, headers) == 202
-    finally:
-        server.shutdown()
-        server.server_close()
 
     async with running_source(source_args(target, moto_endpoint)) as engine:
         event = await engine.take()

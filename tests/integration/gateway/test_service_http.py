@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import signal
 import socket
@@ -141,18 +142,161 @@ def test_head_is_refused_without_a_body(server: GatewayServer) -> None:
         connection.close()
 
 
-def raw_exchange(server: GatewayServer, head: bytes) -> tuple[int, Any]:
-    """Send hand-written request bytes; the reply is read whatever the server did with the body."""
+def raw_exchange(
+    server: GatewayServer, raw: bytes, expect_close: bool = True
+) -> tuple[int, dict[str, str], Any, bool]:
+    """Send hand-written bytes; (status, headers, JSON answer, whether the server then closed).
+
+    With `expect_close` false, the connection counts as open if it says keep-alive and a
+    second request on it is answered.
+    """
     connection = connect(server)
     try:
         connection.connect()
         assert connection.sock is not None
-        connection.sock.sendall(head)
+        connection.sock.sendall(raw)
         reply = http.client.HTTPResponse(connection.sock, method="POST")
         reply.begin()
-        return reply.status, json.loads(reply.read())
+        answer = json.loads(reply.read())
+        headers = {k.lower(): v for k, v in reply.getheaders()}
+        if expect_close:
+            return reply.status, headers, answer, connection.sock.recv(1024) == b""
+        connection.sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = http.client.HTTPResponse(connection.sock, method="GET")
+        second.begin()
+        return reply.status, headers, answer, second.status != 200
     finally:
         connection.close()
+
+
+def refused_quietly(caplog: pytest.LogCaptureFixture) -> bool:
+    """Nothing logged a traceback: a client must not be able to fill the log with them."""
+    return not any(record.exc_info for record in caplog.records) and "Traceback" not in caplog.text
+
+
+SIGNED = b"Host: x\r\nContent-Type: application/json\r\n" + f"X-Api-Key: {API_KEY}\r\n".encode()
+SMALL = b'{"status": "failed", "n": 1}'
+HIDDEN = b"POST / HTTP/1.1\r\n" + SIGNED + b"Content-Length: %d\r\n\r\n%s" % (len(SMALL), SMALL)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        pytest.param(b"HELLO\r\n\r\n", 400, "malformed_request_line", id="not-http"),
+        pytest.param(
+            b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            "malformed_request_line",
+            id="unknown-method",
+        ),
+        pytest.param(
+            b"POST / HTTP/9.9\r\nHost: x\r\n\r\n", 400, "malformed_request_line", id="http-9.9"
+        ),
+        pytest.param(
+            b"POST / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported", id="http-2.0"
+        ),
+        pytest.param(b"POST /\r\n\r\n", 505, "http_version_not_supported", id="http-0.9"),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-Header-%d: v\r\n" % n for n in range(101))
+            + b"\r\n",
+            431,
+            "too_many_headers",
+            id="101-headers",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+            431,
+            "header_too_large",
+            id="70kB-header",
+        ),
+        pytest.param(
+            b"POST /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            431,
+            "header_too_large",
+            id="70kB-path",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\n"
+            + SIGNED
+            + b"Content-Length: 49\r\nContent-Length: 98\r\n\r\n"
+            + HIDDEN.ljust(98, b" "),
+            400,
+            "conflicting_content_length",
+            id="two-content-lengths",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\n"
+            + SIGNED
+            + b"Transfer-Encoding: chunked\r\n"
+            + b"Content-Length: %d\r\n\r\n0\r\n\r\n%s" % (len(HIDDEN) + 5, HIDDEN),
+            400,
+            "conflicting_framing",
+            id="chunked-and-length",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\n"
+            + SIGNED
+            + b"Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n"
+            + b"Content-Length: %d\r\n\r\n0\r\n\r\n%s" % (len(HIDDEN) + 5, HIDDEN),
+            400,
+            "invalid_transfer_encoding",
+            id="identity-then-chunked-and-length",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\n" + SIGNED + b"Transfer-Encoding: gzip\r\n\r\n",
+            400,
+            "invalid_transfer_encoding",
+            id="unknown-coding",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\n" + SIGNED + b"Content-Length: 2, 2\r\n\r\n{}",
+            400,
+            "invalid_content_length",
+            id="length-list",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+            400,
+            "malformed_request",
+            id="no-host",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n folded\r\n\r\n",
+            400,
+            "malformed_request",
+            id="folded-header",
+        ),
+    ],
+)
+def test_a_request_the_parser_refuses_gets_json_and_queues_nothing(
+    server: GatewayServer,
+    queue: TestQueue,
+    caplog: pytest.LogCaptureFixture,
+    raw: bytes,
+    status: int,
+    code: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    got_status, headers, answer, closed = raw_exchange(server, raw)
+    assert (got_status, answer["error"]["code"]) == (status, code)
+    assert headers["content-type"] == "application/json"
+    assert answer["error"]["message"]
+    assert closed
+    assert queue.counts() == (0, 0)
+    assert refused_quietly(caplog)
+
+
+def test_a_client_that_hangs_up_mid_headers_leaves_no_traceback(
+    server: GatewayServer, queue: TestQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for _ in range(5):
+        with socket.create_connection(server.server_address, timeout=30) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty")
+    assert call(server)[0] == 202
+    assert len(queue.drain()) == 1
+    assert refused_quietly(caplog)
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(server: GatewayServer) -> None:
@@ -160,25 +304,27 @@ def test_an_oversized_body_is_refused_before_it_is_read(server: GatewayServer) -
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         + f"X-Api-Key: {API_KEY}\r\nContent-Length: 50000000\r\n\r\n".encode()
     )
-    status, answer = raw_exchange(server, head)
-    assert (status, answer["error"]["code"]) == (413, "payload_too_large")
+    status, _, answer, closed = raw_exchange(server, head)
+    assert (status, answer["error"]["code"], closed) == (413, "payload_too_large", True)
 
 
 @pytest.mark.parametrize(
-    ("framing", "status", "code"),
+    ("framing", "status", "code", "closes"),
     [
-        (b"Transfer-Encoding: chunked\r\n", 411, "length_required"),
-        (b"", 411, "length_required"),
-        (b"Content-Length: -5\r\n", 400, "invalid_content_length"),
-        (b"Content-Length: many\r\n", 400, "invalid_content_length"),
+        # A chunked body is left unread, so the connection cannot carry another request.
+        (b"Transfer-Encoding: chunked\r\n", 411, "length_required", True),
+        # Without either header HTTP/1.1 says there is no body: the connection stays usable.
+        (b"", 411, "length_required", False),
+        (b"Content-Length: -5\r\n", 400, "invalid_content_length", True),
+        (b"Content-Length: many\r\n", 400, "invalid_content_length", True),
     ],
 )
 def test_a_body_without_a_usable_length_is_refused(
-    server: GatewayServer, framing: bytes, status: int, code: str
+    server: GatewayServer, framing: bytes, status: int, code: str, closes: bool
 ) -> None:
     head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing + b"\r\n"
-    got_status, answer = raw_exchange(server, head)
-    assert (got_status, answer["error"]["code"]) == (status, code)
+    got_status, _, answer, closed = raw_exchange(server, head, expect_close=closes)
+    assert (got_status, answer["error"]["code"], closed) == (status, code, closes)
 
 
 @pytest.mark.parametrize(
@@ -286,26 +432,17 @@ def test_requests_are_handled_concurrently(server: GatewayServer, queue: TestQue
     wait_until(lambda: queue.counts()[0] == 1, what="the message to be visible")
 
 
-def test_a_client_that_stalls_mid_body_is_dropped_and_nothing_is_queued(
+def test_a_client_that_stalls_mid_body_is_answered_408_and_nothing_is_queued(
     queue: TestQueue, moto_endpoint: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     with serving(config_for(queue.url, moto_endpoint), request_timeout=0.5) as running:
-        stalled = connect(running)
-        try:
-            stalled.connect()
-            assert stalled.sock is not None
-            stalled.sock.settimeout(20)
-            head = (
-                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                + f"X-Api-Key: {API_KEY}\r\nContent-Length: 100\r\n\r\n".encode()
-            )
-            stalled.sock.sendall(head + b'{"status": ')
-            assert stalled.sock.recv(1024) == b""  # closed by the server, without an answer
-            assert call(running)[0] == 202
-        finally:
-            stalled.close()
+        head = b"POST / HTTP/1.1\r\n" + SIGNED + b"Content-Length: 100\r\n\r\n"
+        status, _, answer, closed = raw_exchange(running, head + b'{"status": ')
+        assert (status, answer["error"]["code"], closed) == (408, "request_timeout", True)
+        assert call(running)[0] == 202
     assert [json.loads(m["Body"])["payload"] for m in queue.drain()] == [{"status": "failed"}]
-    assert "Traceback" not in caplog.text
+    assert refused_quietly(caplog)
 
 
 # Framing headers are left to http.client: a body shorter than its Content-Length just waits.

@@ -49,8 +49,7 @@ def serving(config: GatewayConfig, request_timeout: float = 30.0) -> Iterator[Ga
     try:
         yield running
     finally:
-        running.shutdown()
-        running.server_close()
+        running.stop()
 
 
 def request(
