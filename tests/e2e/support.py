@@ -107,13 +107,25 @@ class DemoTarget:
     def running(self, names: list[str]) -> list[str]:
         return [n for n in names if self.state(n) == "running"]
 
-    def remediations(self) -> list[tuple[str, str]]:
-        """(service, event id) of every restart_service run, in order, from the journal."""
+    def journal(self) -> list[tuple[str, str, str]]:
+        """(service, event id, outcome) of every restart_service run, in order."""
         journal = self.services / "remediations.log"
         if not journal.exists():
             return []
         found = (_JOURNAL_LINE.search(line) for line in journal.read_text().splitlines())
-        return [(m.group(1), m.group(3)) for m in found if m]
+        return [(m.group(1), m.group(3), m.group(4)) for m in found if m]
+
+    def remediations(self) -> list[tuple[str, str]]:
+        """(service, event id) of every restart_service run that acted (the effects)."""
+        return [(s, e) for s, e, outcome in self.journal() if not outcome.startswith("skipped")]
+
+    def skips(self) -> list[tuple[str, str]]:
+        """(service, event id) of every run skipped because its event was remediated already."""
+        return [(s, e) for s, e, outcome in self.journal() if outcome.startswith("skipped")]
+
+    def records(self) -> list[dict[str, str]]:
+        """The remediation records (idempotency keys) the playbooks left on the host."""
+        return [json.loads(p.read_text()) for p in sorted((self.services / "remediated").glob("*"))]
 
     def runs_per_service(self) -> Counter[str]:
         return Counter(service for service, _ in self.remediations())

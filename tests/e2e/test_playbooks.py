@@ -1,25 +1,33 @@
-"""The remediation playbooks run alone: check mode, idempotence, clear failures."""
+"""The remediation playbooks run alone: check mode, idempotence, event ids acted on once."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.support import DemoTarget, subprocess_env, tool
+from tests.support.aws import wait_until
 
 pytestmark = pytest.mark.e2e
+
+
+def playbook_command(collection: Path, inventory: Path, name: str, *extra: str) -> list[str]:
+    playbook = collection / "ansible_collections/durable/eda/playbooks" / f"{name}.yml"
+    return [tool("ansible-playbook"), "-i", str(inventory), str(playbook), *extra]
 
 
 def run_playbook(
     collection: Path, target: DemoTarget, name: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    playbook = collection / "ansible_collections/durable/eda/playbooks" / f"{name}.yml"
-    command = [tool("ansible-playbook"), "-i", str(target.inventory), str(playbook), *extra]
     return subprocess.run(
-        command,
+        playbook_command(collection, target.inventory, name, *extra),
         env=subprocess_env(collection),
         capture_output=True,
         text=True,
@@ -86,3 +94,108 @@ def test_unreachable_notify_url_does_not_fail_the_remediation(
     assert result.returncode == 0, result.stdout + result.stderr
     assert target.state("api") == "running"
     assert "Could not post the outcome to the notification URL" in result.stdout
+
+
+def remediate(
+    collection: Path, target: DemoTarget, event_id: str, name: str = "restart_service"
+) -> subprocess.CompletedProcess[str]:
+    result = run_playbook(
+        collection,
+        target,
+        name,
+        "-e",
+        "remediation_service=api",
+        "-e",
+        f"remediation_event_id={event_id}",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_an_event_remediated_once_is_skipped_when_it_comes_again(
+    installed_collection: Path, target: DemoTarget
+) -> None:
+    target.break_service("api")
+    remediate(installed_collection, target, "event-1")
+    # Broken again: a second run for event-1 that acted would bring it back.
+    target.break_service("api")
+    second = remediate(installed_collection, target, "event-1")
+
+    assert "api on web01: skipped, event event-1 was remediated already" in second.stdout
+    assert target.state("api") == "down"
+    assert target.remediations() == [("api", "event-1")]
+    assert target.skips() == [("api", "event-1")]
+    assert [(r["event_id"], r["outcome"]) for r in target.records()] == [("event-1", "restarted")]
+
+    # Another event for the same service is a new remediation.
+    remediate(installed_collection, target, "event-2")
+    assert target.state("api") == "running"
+    assert target.remediations() == [("api", "event-1"), ("api", "event-2")]
+
+
+def test_diagnostics_for_one_event_are_collected_once(
+    installed_collection: Path, target: DemoTarget
+) -> None:
+    target.break_service("api")
+    remediate(installed_collection, target, "event-1", "collect_diagnostics")
+    second = remediate(installed_collection, target, "event-1", "collect_diagnostics")
+
+    assert "skipped, event event-1 has its report already" in second.stdout
+    assert len(target.diagnostics("api")) == 1
+    # The restart for the same event has its own record: diagnostics do not skip it.
+    remediate(installed_collection, target, "event-1")
+    assert target.state("api") == "running"
+    assert sorted(r["playbook"] for r in target.records()) == [
+        "collect_diagnostics",
+        "restart_service",
+    ]
+
+
+def test_a_run_cut_short_after_acting_records_nothing_and_acts_again(
+    installed_collection: Path, target: DemoTarget, tmp_path: Path
+) -> None:
+    """A crash between the restart and its record: the event's next run is not skipped.
+
+    The host's Python interpreter is a script that hangs once the service is running, so
+    ansible-playbook is killed (SIGKILL to its process group) at that exact point.
+    """
+    reached = tmp_path / "crash-point-reached"
+    interpreter = tmp_path / "python-until-running"
+    interpreter.write_text(
+        "#!/bin/sh\n"
+        f"if grep -qx running '{target.services / 'api.state'}' 2>/dev/null; then\n"
+        f"  touch '{reached}'\n"
+        "  exec sleep 300\n"
+        "fi\n"
+        f"exec '{sys.executable}' \"$@\"\n"
+    )
+    interpreter.chmod(0o755)
+    inventory = yaml.safe_load(target.inventory.read_text())
+    inventory["all"]["hosts"][target.host]["ansible_python_interpreter"] = str(interpreter)
+    crashing_inventory = tmp_path / "crashing-inventory.yml"
+    crashing_inventory.write_text(yaml.safe_dump(inventory))
+    target.break_service("api")
+
+    run = subprocess.Popen(
+        playbook_command(
+            installed_collection,
+            crashing_inventory,
+            "restart_service",
+            *("-e", "remediation_service=api", "-e", "remediation_event_id=event-1"),
+        ),
+        env=subprocess_env(installed_collection),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(reached.exists, 60, 0.05, "the run to reach the crash point")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(30)
+    assert (target.state("api"), target.records(), target.journal()) == ("running", [], [])
+
+    again = remediate(installed_collection, target, "event-1")
+    assert "api on web01: already running" in again.stdout
+    assert target.remediations() == [("api", "event-1")]
+    assert [r["event_id"] for r in target.records()] == ["event-1"]
