@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: durable.eda contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ description:
   - The archive is reproducible (sorted entries, fixed timestamps and permissions), so an
     unchanged gateway gives an unchanged zip and C(amazon.aws.lambda) sees no code change.
     The file is only rewritten, and the task only reports a change, when its bytes differ.
-author: durable.eda contributors
+author:
+  - durable.eda contributors (@durable-eda)
+version_added: 0.1.0
 options:
   src:
     description: The C(durable_eda_gateway) package directory.

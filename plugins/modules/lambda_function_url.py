@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: durable.eda contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ description:
     AWS requires for anonymous callers (C(lambda:InvokeFunctionUrl) and C(lambda:InvokeFunction)
     via the function URL), and removes them when no longer wanted.
   - Idempotent; supports check mode.
-author: durable.eda contributors
+author:
+  - durable.eda contributors (@durable-eda)
+version_added: 0.1.0
 options:
   function_name:
     description: Name or ARN of the Lambda function.

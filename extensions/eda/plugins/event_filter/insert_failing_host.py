@@ -1,3 +1,6 @@
+# Copyright: durable.eda contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """durable.eda.insert_failing_host: limit an event's actions to the host the event names.
 
 ansible-rulebook limits an action to the hosts in the event's `meta.hosts`. This filter
@@ -19,6 +22,9 @@ from typing import Any
 
 DOCUMENTATION = r"""
 ---
+author:
+  - durable.eda contributors (@durable-eda)
+version_added: 0.1.0
 short_description: Put the failing host named in an event into meta.hosts.
 description:
   - Copies the first plain host name found at one of host_paths into the event's
