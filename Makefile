@@ -2,6 +2,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
+# make build's own small environment: ansible-core alone, no JDK, no test stack.
+BUILD_VENV := .venv-build
+BUILD_READY := $(BUILD_VENV)/.ready
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: test lint unit demo bench build decision-environment prerequisites clean
@@ -30,10 +33,17 @@ lint: $(READY)
 demo: prerequisites
 	$(BIN)/python demo/run_demo.py
 
-## The collection tarball, as `ansible-galaxy collection install` takes it.
-build: $(READY)
+$(BUILD_READY): constraints.txt
+	@tools/check-prerequisites.sh $(PYTHON) --python-only
+	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install --quiet ansible-core -c constraints.txt
+	touch $(BUILD_READY)
+
+## The collection tarball in build/, as `ansible-galaxy collection install` takes it: the same
+## as a plain `ansible-galaxy collection build`, with only ansible-core installed.
+build: $(BUILD_READY)
 	mkdir -p build
-	$(BIN)/ansible-galaxy collection build --force --output-path build .
+	$(BUILD_VENV)/bin/ansible-galaxy collection build --force --output-path build .
 
 ## The decision environment's build context (ansible-builder v3) in build/decision-environment.
 decision-environment: build
@@ -44,4 +54,4 @@ bench: prerequisites
 	PYTHONPATH=.:extensions/eda/plugins/event_source $(BIN)/python -m benchmarks
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build $(BUILD_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -18,9 +18,11 @@ def fake_java(directory: Path, version: str) -> Path:
     return directory
 
 
-def check(project_root: Path, python: str, java_home: Path) -> subprocess.CompletedProcess[str]:
+def check(
+    project_root: Path, python: str, java_home: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(project_root / "tools" / "check-prerequisites.sh"), python],
+        [str(project_root / "tools" / "check-prerequisites.sh"), python, *options],
         env={**os.environ, "JAVA_HOME": str(java_home)},
         capture_output=True,
         text=True,
@@ -42,8 +44,16 @@ def test_an_old_jdk_is_named_with_what_to_install(project_root: Path, tmp_path: 
     assert "found: 11" in result.stderr
 
 
+def test_python_only_ignores_the_jdk(project_root: Path, tmp_path: Path) -> None:
+    result = check(project_root, sys.executable, fake_java(tmp_path, "11.0.2"), "--python-only")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
 @pytest.mark.parametrize("python", ["/nonexistent/python3", "/bin/false"])
-def test_a_missing_python_is_named(project_root: Path, tmp_path: Path, python: str) -> None:
-    result = check(project_root, python, fake_java(tmp_path, "17"))
+@pytest.mark.parametrize("options", [(), ("--python-only",)])
+def test_a_missing_python_is_named(
+    project_root: Path, tmp_path: Path, python: str, options: tuple[str, ...]
+) -> None:
+    result = check(project_root, python, fake_java(tmp_path, "17"), *options)
     assert result.returncode == 1
     assert "Python 3.11 or newer" in result.stderr
