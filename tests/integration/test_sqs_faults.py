@@ -23,6 +23,7 @@ from tests.support.fault_proxy import (
     UNAVAILABLE,
     FaultProxy,
     aws_error,
+    failed_entries,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -107,3 +108,68 @@ async def test_secrets_never_reach_logs_events_or_errors(
         assert secret not in str(failure.value)
         assert secret not in repr(engine.events)
     assert "retrying" in caplog.text
+
+
+async def test_batch_entries_sqs_failed_on_its_side_are_retried_with_back_off(
+    queue: TestQueue, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue.send("deleted on the fourth try")
+    proxy.inject(failed_entries(sender_fault=False), action="DeleteMessageBatch", times=3)
+    caplog.set_level(logging.WARNING, logger="durable.eda.aws_sqs_queue")
+    async with running_source(source_args(queue, proxy.url)) as engine:
+        await consume(engine, 1)
+        await eventually(lambda: queue.counts() == (0, 0), what="deleted")
+    assert proxy.count("DeleteMessageBatch") == 4
+    retries = [r.getMessage() for r in caplog.records if "failed for 1 of 1" in r.getMessage()]
+    assert len(retries) == 3, retries
+    assert all("InternalError" in line for line in retries)
+
+
+async def test_a_long_run_of_partial_failures_is_retried_without_exhausting_the_stack(
+    queue: TestQueue, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deeper than Python's recursion limit, if each retry were a nested call.
+    failures = 1200
+    monkeypatch.setattr(aws_sqs_queue, "BACKOFF_BASE_SECONDS", 0.0001)
+    monkeypatch.setattr(aws_sqs_queue, "BACKOFF_CAP_SECONDS", 0.0001)
+    queue.send("survives an SQS incident")
+    proxy.inject(failed_entries(sender_fault=False), action="DeleteMessageBatch", times=failures)
+    async with running_source(source_args(queue, proxy.url)) as engine:
+        await consume(engine, 1)
+        await eventually(lambda: queue.counts() == (0, 0), 120, what="deleted")
+        assert engine.source is not None
+        assert not engine.source.done()
+    assert proxy.count("DeleteMessageBatch") == failures + 1
+
+
+@pytest.mark.parametrize("action", ["DeleteMessageBatch", "ChangeMessageVisibilityBatch"])
+async def test_entries_refused_as_the_senders_fault_are_given_up_not_retried(
+    queue: TestQueue, proxy: FaultProxy, caplog: pytest.LogCaptureFixture, action: str
+) -> None:
+    queue.send_many(["first", "second"])
+    proxy.inject(failed_entries(sender_fault=True, code="ReceiptHandleIsInvalid"), action=action)
+    caplog.set_level(logging.WARNING, logger="durable.eda.aws_sqs_queue")
+    verb = "delete" if action == "DeleteMessageBatch" else "renew"
+    # The second event waits in put, held, while the heartbeat renews it.
+    async with running_source(source_args(queue, proxy.url, visibility_timeout=2)) as engine:
+        await eventually(lambda: f"refused to {verb}" in caplog.text, what="the refusal logged")
+        await consume(engine, 2)
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert not [r for r in caplog.records if "retrying them" in r.getMessage()]
+
+
+async def test_settling_on_stop_against_a_dead_endpoint_ends_and_says_so(
+    queue: TestQueue, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue.send_many(["taken", "in the engine's queue", "held"])
+    caplog.set_level(logging.WARNING, logger="durable.eda.aws_sqs_queue")
+    async with running_source(source_args(queue, proxy.url)) as engine:
+        await engine.take()
+        await eventually(lambda: queue.counts() == (0, 1), what="one held")
+        proxy.inject(RESET, times=10_000)
+        assert engine.source is not None
+        engine.source.cancel()
+        done, _ = await asyncio.wait({engine.source}, timeout=60)
+        assert engine.source in done, "the source never finished stopping"
+    assert "could not settle 1 held messages on stop" in caplog.text

@@ -490,7 +490,9 @@ class Backoff:
     attempt: int = 0
 
     def next_delay(self) -> float:
-        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**self.attempt)
+        # The exponent stops growing long before the cap: 2.0**1024 overflows, and an SQS
+        # outage of a few hours is that many retries.
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** min(self.attempt, 64))
         self.attempt += 1
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
