@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
 import pytest
 
 from tests.integration.source_harness import consume, eventually, running_source, source_args
 from tests.support.aws import ACCESS_KEY, TestQueue
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy, RecordedRequest
 
 pytestmark = pytest.mark.asyncio
 
@@ -49,20 +55,56 @@ async def test_profile_option_reads_the_named_profile(
     assert {r.access_key_id for r in proxy.requests} == {PROFILE_KEY}
 
 
+ROLE = "arn:aws:iam::123456789012:role/eda-consumer"
+
+
 async def test_role_arn_signs_with_assumed_temporary_credentials(
-    queue: TestQueue, proxy: FaultProxy, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    queue: TestQueue, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_endpoint)
-    args = source_args(
-        queue, proxy.url, role_arn="arn:aws:iam::123456789012:role/eda-consumer", external_id="ext"
-    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", proxy.url)
+    args = source_args(queue, proxy.url, role_arn=ROLE, external_id="ext-4711")
     await deliver_one(queue, args)
-    signers = {(r.access_key_id, bool(r.security_token)) for r in proxy.requests}
+    assume = [parse_qs(body.decode()) for body in proxy.bodies("AssumeRole")]
+    assert assume, "no AssumeRole request"
+    assert all(a["ExternalId"] == ["ext-4711"] and a["RoleArn"] == [ROLE] for a in assume)
+    assert all(r.access_key_id == ACCESS_KEY for r in proxy.requests if r.action == "AssumeRole")
+    signers = {(r.access_key_id, bool(r.security_token)) for r in sqs_requests(proxy)}
     assert len(signers) == 1
     key, has_token = signers.pop()
     assert key != ACCESS_KEY
     assert key.startswith("ASIA")
     assert has_token
+
+
+async def test_short_lived_role_credentials_are_refreshed_before_they_expire(
+    queue: TestQueue, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", proxy.url)
+    # Credentials that expire in 5 minutes: inside botocore's refresh window, so each
+    # use must fetch new ones rather than sign with credentials about to expire.
+    proxy.rewrite_replies("AssumeRole", expiring_in(timedelta(minutes=5)))
+    queue.send_many(["one", "two", "three"])
+    async with running_source(source_args(queue, proxy.url, role_arn=ROLE)) as engine:
+        await consume(engine, 3)
+        await eventually(lambda: queue.counts() == (0, 0), what="deleted")
+    assert proxy.count("AssumeRole") >= 2
+    keys = {r.access_key_id for r in sqs_requests(proxy)}
+    assert len(keys) >= 2, keys
+    assert all(key.startswith("ASIA") for key in keys)
+
+
+def sqs_requests(proxy: FaultProxy) -> list[RecordedRequest]:
+    return [r for r in proxy.requests if r.action != "AssumeRole"]
+
+
+def expiring_in(delta: timedelta) -> Callable[[bytes], bytes]:
+    def rewrite(reply: bytes) -> bytes:
+        expiry = (datetime.now(UTC) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return re.sub(
+            rb"<Expiration>[^<]*</Expiration>", f"<Expiration>{expiry}</Expiration>".encode(), reply
+        )
+
+    return rewrite
 
 
 async def test_queue_url_addresses_the_queue_directly(queue: TestQueue, proxy: FaultProxy) -> None:
@@ -77,4 +119,7 @@ async def test_several_pollers_deliver_every_message(queue: TestQueue, moto_endp
     async with running_source(source_args(queue, moto_endpoint, pollers=3)) as engine:
         while not set(sent) <= set(engine.message_ids()):
             await consume(engine, 1)
-    assert set(engine.message_ids()) == set(sent)
+        await eventually(lambda: queue.counts() == (0, 0), what="all deleted")
+    deliveries = Counter(engine.message_ids())
+    assert set(deliveries) == set(sent)
+    assert max(deliveries.values()) == 1, [m for m, n in deliveries.items() if n > 1]

@@ -9,9 +9,15 @@ import logging
 
 import pytest
 
-from tests.integration.source_harness import consume, eventually, running_source, source_args
+from tests.integration.source_harness import (
+    Engine,
+    consume,
+    eventually,
+    running_source,
+    source_args,
+)
 from tests.support.aws import TestQueue
-from tests.support.fault_proxy import RESET, FaultProxy
+from tests.support.fault_proxy import LOST_RESPONSE, RESET, FaultProxy
 
 pytestmark = pytest.mark.asyncio
 
@@ -127,27 +133,92 @@ async def test_deletes_and_receives_are_batched(queue: TestQueue, proxy: FaultPr
     assert actions["ReceiveMessage"] + actions["DeleteMessageBatch"] <= 40, actions
 
 
-async def test_fifo_order_is_kept_within_each_group(
-    fifo_queue: TestQueue, proxy: FaultProxy
-) -> None:
-    sent: dict[str, list[str]] = {"g1": [], "g2": [], "g3": []}
-    for i in range(15):
+def send_fifo_groups(fifo_queue: TestQueue, groups: int, per_group: int) -> dict[str, list[str]]:
+    sent: dict[str, list[str]] = {f"g{g}": [] for g in range(1, groups + 1)}
+    for i in range(per_group):
         for group, bodies in sent.items():
             body = f"{group}-{i}"
             fifo_queue.send(body, MessageGroupId=group, MessageDeduplicationId=body)
             bodies.append(body)
-    # A lost receive response is retried with the same attempt id, and must not reorder.
+    return sent
+
+
+def received_by_group(engine: Engine, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {
+        group: [e["body"] for e in engine.events if e["meta"]["sqs"]["message_group_id"] == group]
+        for group in groups
+    }
+
+
+def attempt_ids(proxy: FaultProxy) -> list[str]:
+    return [json.loads(body)["ReceiveRequestAttemptId"] for body in proxy.bodies("ReceiveMessage")]
+
+
+async def test_fifo_order_is_kept_within_each_group_across_lost_receive_requests(
+    fifo_queue: TestQueue, proxy: FaultProxy
+) -> None:
+    sent = send_fifo_groups(fifo_queue, groups=3, per_group=15)
     proxy.inject(RESET, action="ReceiveMessage", times=2)
     args = source_args(fifo_queue, proxy.url, max_number_of_messages=4)
     async with running_source(args) as engine:
         await consume(engine, 45)
         await eventually(lambda: fifo_queue.counts() == (0, 0), what="all deleted")
+    assert received_by_group(engine, sent) == sent
 
-    for group, bodies in sent.items():
-        received = [
-            e["body"] for e in engine.events if e["meta"]["sqs"]["message_group_id"] == group
-        ]
-        assert received == bodies
+
+async def test_a_lost_fifo_receive_response_is_retried_with_the_same_attempt_id(
+    fifo_queue: TestQueue, proxy: FaultProxy
+) -> None:
+    sent = send_fifo_groups(fifo_queue, groups=3, per_group=5)
+    # SQS processed these receives, but their answers never arrived.
+    proxy.inject(LOST_RESPONSE, action="ReceiveMessage", times=2)
+    # On SQS a retry with the lost receive's attempt id returns the same messages, in order.
+    # moto ignores the attempt id: the lost messages come back only when their visibility
+    # timeout expires, and its redelivery after a timeout can reorder a group (it re-checks
+    # the group's busy state message by message). So here: same attempt id, nothing lost.
+    args = source_args(fifo_queue, proxy.url, max_number_of_messages=4, visibility_timeout=2)
+    async with running_source(args) as engine:
+        await consume(engine, 15)
+        await eventually(lambda: fifo_queue.counts() == (0, 0), what="all deleted")
+
+    ids = attempt_ids(proxy)
+    assert ids[0] == ids[1] == ids[2], ids[:4]
+    assert ids[3] != ids[2]
+    assert {g: sorted(bodies) for g, bodies in received_by_group(engine, sent).items()} == {
+        g: sorted(bodies) for g, bodies in sent.items()
+    }
+
+
+async def test_fifo_groups_flow_without_waiting_out_long_polls(
+    fifo_queue: TestQueue, moto_endpoint: str
+) -> None:
+    sent = send_fifo_groups(fifo_queue, groups=3, per_group=15)
+    # Full 20 s long polls: moto's FIFO poll would sleep through groups freeing up.
+    args = source_args(fifo_queue, moto_endpoint, wait_time_seconds=20)
+    async with running_source(args) as engine:
+        async with asyncio.timeout(15):
+            await consume(engine, 45)
+        await eventually(lambda: fifo_queue.counts() == (0, 0), what="all deleted")
+    assert received_by_group(engine, sent) == sent
+
+
+async def test_visibility_timeout_zero_keeps_a_message_delivered_twice_while_held_once(
+    queue: TestQueue, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue.send("held, and visible again at once")
+    caplog.set_level(logging.DEBUG, logger="durable.eda.aws_sqs_queue")
+    args = source_args(queue, proxy.url, visibility_timeout=0)
+    async with running_source(args, feedback=True) as engine:
+        event = await engine.take()
+        await eventually(
+            lambda: caplog.text.count("delivered twice while held") >= 2,
+            what="two redeliveries while the engine holds the event",
+        )
+        assert engine.queue.empty(), "a redelivered copy reached the engine"
+        await engine.acknowledge(event)
+        await eventually(lambda: queue.counts() == (0, 0), what="deleted")
+    assert engine.message_ids()[0] == event["meta"]["MessageId"]
+    assert proxy.count("ChangeMessageVisibilityBatch") == 0, "no heartbeat at visibility 0"
 
 
 async def test_stop_arriving_with_an_acknowledgement_still_stops(
