@@ -845,7 +845,7 @@ class SQSSource:
         self.to_release: asyncio.Queue[str] = asyncio.Queue()
 
     async def run(self, queue: Any, feedback: asyncio.Queue[Any] | None) -> None:
-        jobs = [self.poll() for _ in range(self.config.pollers)]
+        jobs = [self.poll() for _poller in range(self.config.pollers)]
         jobs += [
             self.dispatch(EngineInlet(queue), awaits_acknowledgement=feedback is not None),
             self.send_batches(DELETE, self.to_delete),
@@ -857,7 +857,7 @@ class SQSSource:
             jobs.append(self.heartbeat())
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
         finally:
@@ -989,7 +989,7 @@ class SQSSource:
             reply = await with_retry(
                 action.operation, functools.partial(self._call, action, held), self.config
             )
-            failed = self._settle_batch(action, [message_id for message_id, _ in held], reply)
+            failed = self._settle_batch(action, [message_id for message_id, _handle in held], reply)
             if not failed:
                 return
             delay = backoff.next_delay()
@@ -1005,7 +1005,7 @@ class SQSSource:
             message_ids = list(failed)
 
     def _call(self, action: BatchAction, held: list[tuple[str, str]]) -> Awaitable[Any]:
-        entries = [action.entry(index, handle) for index, (_, handle) in enumerate(held)]
+        entries = [action.entry(index, handle) for index, (_message_id, handle) in enumerate(held)]
         call: Callable[..., Awaitable[Any]] = getattr(self.client, action.method)
         return call(QueueUrl=self.queue_url, Entries=entries)
 
