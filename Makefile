@@ -7,7 +7,7 @@ BUILD_VENV := .venv-build
 BUILD_READY := $(BUILD_VENV)/.ready
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test lint unit demo bench build decision-environment prerequisites clean
+.PHONY: test lint sanity unit demo bench build decision-environment prerequisites clean
 
 $(READY): requirements.txt requirements-test.txt constraints.txt
 	@tools/check-prerequisites.sh $(PYTHON)
@@ -19,8 +19,8 @@ $(READY): requirements.txt requirements-test.txt constraints.txt
 prerequisites: $(READY)
 	@tools/check-prerequisites.sh $(BIN)/python
 
-## Every test: lint, type checks, unit, integration and end-to-end.
-test: prerequisites lint
+## Every test: lint, type checks, sanity, unit, integration and end-to-end.
+test: prerequisites lint sanity
 	$(BIN)/python -m pytest tests
 
 lint: $(READY)
@@ -28,6 +28,11 @@ lint: $(READY)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/ansible-lint
+
+## The collection as Galaxy sees it: ansible-test sanity on the built tarball (no ignore
+## entries), antsibull-changelog lint and galaxy-importer, with no error or warning.
+sanity: $(READY)
+	tools/sanity.sh
 
 ## The whole pipeline, end to end, on a local SQS endpoint; ends by itself (see README).
 demo: prerequisites
@@ -46,7 +51,7 @@ build: $(BUILD_READY)
 	$(BUILD_VENV)/bin/ansible-galaxy collection build --force --output-path build .
 
 ## The decision environment's build context (ansible-builder v3) in build/decision-environment.
-decision-environment: build
+decision-environment: build $(READY)
 	$(BIN)/ansible-builder create --file decision-environment/decision-environment.yml \
 		--context build/decision-environment --output-filename Containerfile
 
