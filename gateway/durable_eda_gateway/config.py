@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from durable_eda_gateway.budget import AwsTimeouts, aws_timeouts
 from durable_eda_gateway.filtering import FilterRules, parse_rules
 
 PREFIX = "GATEWAY_"
@@ -88,11 +89,17 @@ class GatewayConfig:
     retry_after_seconds: int = 5
     sqs_max_attempts: int = 3
     secrets_ttl_seconds: int = 300
+    # The time one request may take; on Lambda, the function timeout.
+    timeout_seconds: int = 15
     rules: FilterRules = field(default_factory=FilterRules)
 
     @property
     def fifo(self) -> bool:
         return self.queue_url.endswith(".fifo")
+
+    @property
+    def aws_timeouts(self) -> AwsTimeouts:
+        return aws_timeouts(self.timeout_seconds, self.sqs_max_attempts)
 
     def __post_init__(self) -> None:
         if not self.queue_url:
@@ -107,6 +114,12 @@ class GatewayConfig:
         if (self.signature_scheme is None) != (self.signing_secrets is None):
             raise ConfigError(f"{PREFIX}SIGNATURE_SCHEME and {PREFIX}SIGNING_SECRETS go together")
         _check_header_names(self)
+        try:
+            aws_timeouts(self.timeout_seconds, self.sqs_max_attempts)
+        except ValueError as error:
+            raise ConfigError(
+                f"{error}: raise {PREFIX}TIMEOUT_SECONDS or lower {PREFIX}SQS_MAX_ATTEMPTS"
+            ) from None
 
 
 def _check_header_names(config: GatewayConfig) -> None:
@@ -156,6 +169,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         retry_after_seconds=reader.integer("RETRY_AFTER_SECONDS", 5, 1, 3600),
         sqs_max_attempts=reader.integer("SQS_MAX_ATTEMPTS", 3, 1, 10),
         secrets_ttl_seconds=reader.integer("SECRETS_TTL_SECONDS", 300, 0, 86_400),
+        timeout_seconds=reader.integer("TIMEOUT_SECONDS", 15, 3, 900),
         rules=reader.rules(),
     )
 

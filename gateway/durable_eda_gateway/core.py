@@ -49,6 +49,8 @@ class HttpRequest:
     headers: Mapping[str, str]  # lower-case names
     body: bytes
     request_id: str
+    # Seconds left to answer, when something outside sets a deadline (Lambda's timeout).
+    time_left: Callable[[], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,16 +114,20 @@ class Gateway:
         self._clock = clock
 
     @classmethod
-    def from_config(cls, config: GatewayConfig, pool_size: int = 10) -> Gateway:
+    def from_config(
+        cls, config: GatewayConfig, pool_size: int = 10, clock: Callable[[], float] = time.time
+    ) -> Gateway:
         """A gateway with its own boto3 clients; secrets are fetched on first use.
 
         `pool_size`: connections each client keeps, one per thread that may call it at once.
+        `clock`: the wall clock, for timestamps and signature tolerances.
         """
         session = boto3.session.Session(region_name=config.region)
+        timeouts = config.aws_timeouts
         client_config = Config(
-            retries={"mode": "standard", "total_max_attempts": config.sqs_max_attempts},
-            connect_timeout=3,
-            read_timeout=10,
+            retries={"mode": "standard", "total_max_attempts": timeouts.max_attempts},
+            connect_timeout=timeouts.connect,
+            read_timeout=timeouts.read,
             max_pool_connections=pool_size,
             user_agent_extra="durable-eda-gateway",
         )
@@ -135,10 +141,13 @@ class Gateway:
             return clients[service]
 
         def cached(spec: SecretSpec | None) -> CachedSecrets | None:
-            return (
-                None
-                if spec is None
-                else CachedSecrets(spec, client_for, config.secrets_ttl_seconds)
+            if spec is None:
+                return None
+            return CachedSecrets(
+                spec,
+                client_for,
+                config.secrets_ttl_seconds,
+                backoff=config.retry_after_seconds,
             )
 
         forwarder = SqsForwarder(client_for("sqs"), config.queue_url)
@@ -149,7 +158,9 @@ class Gateway:
             s is not None and s.ssm_parameter for s in (config.api_keys, config.signing_secrets)
         ):
             client_for("ssm")
-        return cls(config, forwarder, cached(config.api_keys), cached(config.signing_secrets))
+        return cls(
+            config, forwarder, cached(config.api_keys), cached(config.signing_secrets), clock
+        )
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         try:
@@ -173,6 +184,13 @@ class Gateway:
             return self._accepted(request, {"forwarded": False, "reason": "filtered"})
         message = self._message(request, forwarded, event_type)
         self._check_size(message.sqs_size())
+        if not self._has_time_for_aws(request):
+            raise RejectError(
+                503,
+                "queue_unavailable",
+                "too little time left to reach the queue; retry later",
+                self.config.retry_after_seconds,
+            )
         message_id = self._send(message)
         logger.info(
             "request %s forwarded as message %s (event_type=%s)",
@@ -214,12 +232,28 @@ class Gateway:
                 500, "gateway_misconfigured", "the gateway is misconfigured"
             ) from None
 
+    def _has_time_for_aws(self, request: HttpRequest) -> bool:
+        """Whether an AWS call at its slowest would still leave time to answer."""
+        if request.time_left is None:
+            return True
+        left = request.time_left()
+        if left >= self.config.aws_timeouts.needed_seconds:
+            return True
+        logger.warning(
+            "request %s: %.1f s left, too little for an AWS call", request.request_id, left
+        )
+        return False
+
     def _check_credentials(self, request: HttpRequest) -> None:
+        def may_fetch() -> bool:
+            return self._has_time_for_aws(request)
+
         if self._api_keys is not None:
-            check_api_key(request.headers, self.config.api_key_header, self._api_keys.values())
+            api_keys = self._api_keys.values(may_fetch)
+            check_api_key(request.headers, self.config.api_key_header, api_keys)
         if self._signing_secrets is None:
             return
-        secrets = self._signing_secrets.values()
+        secrets = self._signing_secrets.values(may_fetch)
         if self.config.signature_scheme == "github":
             check_github_signature(request.headers, request.body, secrets)
         else:

@@ -8,20 +8,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-logger = logging.getLogger(__name__)
+from durable_eda_gateway.aws_errors import is_throttling, is_transient
 
-_THROTTLING_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "AWS.SimpleQueueService.RequestThrottled",
-        "KmsThrottled",
-        "KMS.ThrottlingException",
-    }
-)
+logger = logging.getLogger(__name__)
 
 
 class QueueFailureError(Exception):
@@ -72,9 +61,16 @@ class SqsForwarder:
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", ""))
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            throttled = code in _THROTTLING_CODES or status == 429
-            logger.warning("SQS refused the message: %s (HTTP %s)", code, status)
-            raise QueueFailureError(throttled, code) from None
+            if is_transient(code, status):
+                logger.warning("SQS refused the message: %s (HTTP %s)", code, status)
+            else:
+                logger.error(
+                    "SQS refused the message: %s (HTTP %s); this will not pass by itself: "
+                    "check GATEWAY_QUEUE_URL and what the gateway's role may do",
+                    code,
+                    status,
+                )
+            raise QueueFailureError(is_throttling(code, status), code) from None
         except BotoCoreError as error:
             logger.warning("SQS could not be reached: %s", type(error).__name__)
             raise QueueFailureError(False, type(error).__name__) from None

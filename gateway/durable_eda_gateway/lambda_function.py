@@ -12,6 +12,7 @@ import binascii
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from durable_eda_gateway.config import ConfigError, load_config
@@ -30,7 +31,7 @@ _gateway: Gateway | None = None
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = _request_id(event, context)
     try:
-        request = to_request(event, request_id)
+        request = to_request(event, request_id, _time_left(context))
     except RejectError as reject:
         return to_lambda_response(reject.response(request_id))
     try:
@@ -55,7 +56,17 @@ def reset() -> None:
     _gateway = None
 
 
-def to_request(event: dict[str, Any], request_id: str) -> HttpRequest:
+def _time_left(context: Any) -> Callable[[], float] | None:
+    """Seconds until Lambda stops the function: AWS calls must end, and the answer go, before."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining_ms):
+        return None
+    return lambda: float(remaining_ms()) / 1000
+
+
+def to_request(
+    event: dict[str, Any], request_id: str, time_left: Callable[[], float] | None = None
+) -> HttpRequest:
     context = event.get("requestContext") or {}
     if event.get("version") == "2.0":
         method = (context.get("http") or {}).get("method", "")
@@ -68,6 +79,7 @@ def to_request(event: dict[str, Any], request_id: str) -> HttpRequest:
         headers=normalise_headers((str(k), str(v)) for k, v in pairs),
         body=_body(event),
         request_id=request_id,
+        time_left=time_left,
     )
 
 

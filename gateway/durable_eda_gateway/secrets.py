@@ -22,11 +22,16 @@ class SecretsUnavailableError(Exception):
     """The secrets could not be fetched and no earlier copy is cached."""
 
 
+def _always() -> bool:
+    return True
+
+
 class CachedSecrets:
     """One list of secrets, fetched on first use and again after `ttl` seconds.
 
     If a refresh fails, the previous values stay in use: an outage of Secrets Manager
-    should not turn into an outage of the gateway.
+    should not turn into an outage of the gateway. A failed fetch is not tried again for
+    `backoff` seconds, so an outage costs one fetch per interval, not one per request.
     """
 
     def __init__(
@@ -35,40 +40,50 @@ class CachedSecrets:
         client_for: Callable[[str], Any],
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        backoff: float = 5.0,
     ) -> None:
         self._spec = spec
         self._client_for = client_for
         self._ttl = ttl
         self._clock = clock
+        self._backoff = backoff
         self._lock = threading.Lock()
         self._values: tuple[str, ...] | None = None
-        self._fetched_at = 0.0
+        # When to fetch next: after the TTL once fetched, after the back-off once failed.
+        self._next_fetch = 0.0
 
     def __repr__(self) -> str:
         return f"CachedSecrets({self._spec!r})"
 
-    def values(self) -> tuple[str, ...]:
+    def values(self, may_fetch: Callable[[], bool] = _always) -> tuple[str, ...]:
+        """The secrets; `may_fetch` says whether there is time left to call AWS for them."""
         if self._spec.literal is not None:
             return split_secrets(self._spec.literal)
         with self._lock:
-            if self._values is None or self._clock() - self._fetched_at >= self._ttl:
+            if self._clock() >= self._next_fetch and may_fetch():
                 self._refresh()
-            assert self._values is not None
+            if self._values is None:
+                raise SecretsUnavailableError(self._where())
             return self._values
 
     def _refresh(self) -> None:
         try:
             values = split_secrets(self._fetch())
         except (BotoCoreError, ClientError, KeyError) as error:
+            self._next_fetch = self._clock() + self._backoff
             if self._values is None:
                 logger.error("cannot fetch %s: %s", self._where(), type(error).__name__)
-                raise SecretsUnavailableError(self._where()) from None
-            logger.warning("cannot refresh %s, keeping the cached copy", self._where())
+            else:
+                logger.warning("cannot refresh %s, keeping the cached copy", self._where())
             return
         if not values:
-            raise SecretsUnavailableError(f"{self._where()} is empty")
+            # Emptied on purpose, perhaps to revoke every key: the old copy goes too.
+            self._values = None
+            self._next_fetch = self._clock() + self._backoff
+            logger.error("%s holds no secret", self._where())
+            return
         self._values = values
-        self._fetched_at = self._clock()
+        self._next_fetch = self._clock() + self._ttl
 
     def _fetch(self) -> str:
         if self._spec.secret_id is not None:

@@ -78,6 +78,7 @@ def test_deploy_creates_everything_and_a_second_run_changes_nothing(
         "gateway_zip": str(tmp_path / "gateway.zip"),
         "gateway_extra_environment": {"GATEWAY_GROUP_ID_FIELD": "repository.full_name"},
         "gateway_fifo": fifo,
+        "gateway_timeout": 12,
     }
     suffix = ".fifo" if fifo else ""
 
@@ -109,9 +110,12 @@ def test_deploy_creates_everything_and_a_second_run_changes_nothing(
     function = client("lambda", moto_endpoint).get_function(FunctionName=name)["Configuration"]
     assert function["Handler"] == "durable_eda_gateway.lambda_function.handler"
     assert function["Role"] == iam.get_role(RoleName=name)["Role"]["Arn"]
+    # One setting: the function's timeout is the time the gateway budgets its AWS calls in.
+    assert function["Timeout"] == 12
     assert function["Environment"]["Variables"] == {
         "GATEWAY_QUEUE_URL": queue_url,
         "GATEWAY_SOURCE": "github",
+        "GATEWAY_TIMEOUT_SECONDS": "12",
         "GATEWAY_API_KEYS_SECRET_ID": secret["Name"],
         "GATEWAY_FILTER_RULES_FILE": "filter_rules.json",
         "GATEWAY_GROUP_ID_FIELD": "repository.full_name",

@@ -148,15 +148,14 @@ NOW = 1_800_000_000
 
 @pytest.fixture
 def signature_gateway(queue: TestQueue, moto_endpoint: str) -> Gateway:
-    gateway = make_gateway(
+    return make_gateway(
         queue.url,
         moto_endpoint,
+        clock=lambda: float(NOW),
         GATEWAY_API_KEYS="",
         GATEWAY_SIGNATURE_SCHEME="standard-webhooks",
         GATEWAY_SIGNING_SECRETS=STANDARD_SECRET,
     )
-    gateway._clock = lambda: float(NOW)
-    return gateway
 
 
 @SHARED

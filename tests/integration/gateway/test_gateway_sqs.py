@@ -237,11 +237,11 @@ def test_standard_webhooks_refuse_a_replay(queue: TestQueue, moto_endpoint: str)
     gateway = make_gateway(
         queue.url,
         moto_endpoint,
+        clock=lambda: clock[0],
         GATEWAY_API_KEYS="",
         GATEWAY_SIGNATURE_SCHEME="standard-webhooks",
         GATEWAY_SIGNING_SECRETS=STANDARD_SECRET,
     )
-    gateway._clock = lambda: clock[0]
     body = b'{"type": "invoice.paid"}'
     signed = request(body=body, headers=standard_headers(body, int(clock[0])), api_key=None)
 

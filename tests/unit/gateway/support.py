@@ -6,7 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,8 +35,11 @@ def gateway_env(queue_url: str, endpoint: str, **overrides: str) -> dict[str, st
     return {name: value for name, value in env.items() if value != ""}
 
 
-def make_gateway(queue_url: str, endpoint: str, **overrides: str) -> Gateway:
-    return Gateway.from_config(load_config(gateway_env(queue_url, endpoint, **overrides)))
+def make_gateway(
+    queue_url: str, endpoint: str, clock: Callable[[], float] = time.time, **overrides: str
+) -> Gateway:
+    config = load_config(gateway_env(queue_url, endpoint, **overrides))
+    return Gateway.from_config(config, clock=clock)
 
 
 def config_for(queue_url: str, endpoint: str, **overrides: str) -> GatewayConfig:

@@ -47,6 +47,8 @@ def test_a_config_never_shows_its_secrets() -> None:
         ({"GATEWAY_SOURCE": "has space"}, "SOURCE"),
         ({"GATEWAY_MAX_MESSAGE_BYTES": "big"}, "integer"),
         ({"GATEWAY_MAX_MESSAGE_BYTES": "2000000"}, "between"),
+        ({"GATEWAY_TIMEOUT_SECONDS": "2"}, "between"),
+        ({"GATEWAY_TIMEOUT_SECONDS": "5", "GATEWAY_SQS_MAX_ATTEMPTS": "4"}, "TIMEOUT_SECONDS"),
         ({"GATEWAY_GROUP_ID_FIELD": "a..b"}, "GROUP_ID_FIELD"),
         ({"GATEWAY_FILTER_RULES": "{"}, "filter rules"),
         ({"GATEWAY_FILTER_RULES": '{"keep": "x"}'}, "keep"),
