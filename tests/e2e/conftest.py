@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from tests.e2e.support import DemoTarget, Rulebook, build_and_install_collection, subprocess_env
 from tests.support.aws import REGION, TestQueue
+from tests.support.postgres import Database, PostgresServer, running_postgres
 
 RulebookFactory = Callable[..., Rulebook]
 
@@ -21,6 +23,19 @@ def installed_collection(project_root: Path, tmp_path_factory: pytest.TempPathFa
         pytest.fail("ansible-rulebook needs a JDK 17+ with java on PATH")
     where = tmp_path_factory.mktemp("collection")
     return build_and_install_collection(project_root, where)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server per session, on 127.0.0.1, its data in a temporary folder."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Database:
+    """A fresh database (and owner) per test: no persisted session leaks between tests."""
+    return postgres_server.create_database(f"eda_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
@@ -43,9 +58,20 @@ def start_rulebook(
         rulebook: str = "durable.eda.remediate_failures",
         persistence_id: str | None = None,
         java_tool_options: str = "-Xrs",
+        workdir: Path | None = None,
         **variables: Any,
     ) -> Rulebook:
-        """Variables go to --vars; -Xrs lets SIGTERM reach ansible-rulebook (see README)."""
+        """Variables go to --vars; -Xrs lets SIGTERM reach ansible-rulebook (see README).
+
+        With a persistence id the store is H2 in the work folder, unless the variables name
+        a PostgreSQL database (drools_db_host). Another `workdir` is another node: its own
+        folder, vars file, inventory copy and logs.
+        """
+        node = workdir or tmp_path
+        node.mkdir(parents=True, exist_ok=True)
+        inventory = target.inventory
+        if workdir is not None:
+            inventory = Path(shutil.copy(target.inventory, node / "inventory.yml"))
         settings: dict[str, Any] = {
             "sqs_queue_name": queue.name,
             "sqs_region": REGION,
@@ -56,12 +82,13 @@ def start_rulebook(
             **variables,
         }
         if persistence_id:
-            settings["drools_db_file_path"] = f"{tmp_path / 'h2' / 'eda'};WRITE_DELAY=0"
-            settings["drools_deduplication_window_size"] = 1000
+            if "drools_db_host" not in settings:
+                settings["drools_db_file_path"] = f"{node / 'h2' / 'eda'};WRITE_DELAY=0"
+            settings.setdefault("drools_deduplication_window_size", 1000)
         runner = Rulebook(
             rulebook=rulebook,
-            workdir=tmp_path,
-            inventory=target.inventory,
+            workdir=node,
+            inventory=inventory,
             variables=settings,
             env={**subprocess_env(installed_collection), "JAVA_TOOL_OPTIONS": java_tool_options},
             persistence_id=persistence_id,

@@ -1,13 +1,12 @@
 """The AWS credential type: what EDA controller accepts, and what reaches the SQS source.
 
-EDA controller (eda-server) renders a credential type's injectors with Jinja's
-StrictUndefined in a sandboxed native environment (aap_eda.core.utils.strings). For `env`
-it first fills every missing string input with "" (add_default_values_to_user_inputs); for
-`extra_vars` it does not, so those templates must name their own default. ansible-rulebook
-then sets the `env` values as environment variables and the `extra_vars` as rulebook
-variables. These tests render the type the same way and hand the result to the real
-consumers: botocore's environment credential provider and the controller rulebook's
-source options as ansible-rulebook renders them, into the plugin's own option parsing.
+EDA controller renders a credential type's injectors as tests/support/eda_server.py does:
+missing string inputs are "" for `env` but undefined for `extra_vars`, so those templates
+must name their own default. ansible-rulebook then sets the `env` values as environment
+variables and the `extra_vars` as rulebook variables. These tests hand the rendered
+injectors to the real consumers: botocore's environment credential provider, and the
+controller rulebook's source options as ansible-rulebook renders them, into the plugin's
+own option parsing.
 """
 
 from __future__ import annotations
@@ -16,13 +15,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 from ansible_rulebook.util import substitute_variables
 from aws_sqs_queue import Config
 from botocore.credentials import EnvProvider
-from jinja2.nativetypes import NativeEnvironment
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from tests.support.eda_server import inject, render_templates
 
 TYPE_DIR = Path("extensions/eda/plugins/event_source/credential_types/aws-sqs")
 CONTROLLER_RULEBOOK = Path("extensions/eda/rulebooks/remediate_failures_controller.yml")
@@ -40,37 +38,17 @@ FULL_INPUTS = {
 }
 
 
-class _SandboxedNative(ImmutableSandboxedEnvironment, NativeEnvironment):
-    """eda-server's _NativeSandboxedEnvironment."""
-
-
-_EDA_SERVER_JINJA = _SandboxedNative(undefined=jinja2.StrictUndefined)
-
-
 def _load(project_root: Path, name: str) -> dict[str, Any]:
     loaded = yaml.safe_load((project_root / TYPE_DIR / name).read_text())
     assert isinstance(loaded, dict)
     return loaded
 
 
-def _render(templates: dict[str, str], inputs: dict[str, Any]) -> dict[str, Any]:
-    rendered: dict[str, Any] = {
-        k: _EDA_SERVER_JINJA.from_string(v).render(inputs) for k, v in templates.items()
-    }
-    # A lone undefined variable renders to the Undefined object itself, not an error: eda-server
-    # checks for it (_check_jinja_string); its YAML dump of extra vars would fail on it.
-    undefined = sorted(k for k, v in rendered.items() if isinstance(v, jinja2.Undefined))
-    assert not undefined, f"undefined input in {undefined}"
-    return rendered
-
-
 def _inject(project_root: Path, inputs: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
     """(environment, extra vars) as EDA controller injects them for these inputs."""
     fields = _load(project_root, "input.yml")["fields"]
-    injectors = _load(project_root, "injectors.yml")
-    env_inputs = {f["id"]: f.get("default") or "" for f in fields} | inputs
-    env = {k: str(v) for k, v in _render(injectors["env"], env_inputs).items()}
-    return env, _render(injectors["extra_vars"], inputs)
+    env, extra_vars = inject(fields, _load(project_root, "injectors.yml"), inputs)
+    return {k: str(v) for k, v in env.items()}, extra_vars
 
 
 def _source_config(project_root: Path, extra_vars: dict[str, Any]) -> Config:
@@ -98,7 +76,7 @@ def test_the_type_passes_eda_servers_checks(project_root: Path) -> None:
     assert len(keys) == len(set(keys))
     assert not set(injectors.get("extra_vars", {})) & RESERVED_EXTRA_VARS
     # eda-server validates each template against a context of empty strings.
-    _render(injectors["env"] | injectors["extra_vars"], dict.fromkeys(ids, ""))
+    render_templates(injectors["env"] | injectors["extra_vars"], dict.fromkeys(ids, ""))
 
 
 def test_secrets_are_marked_secret(project_root: Path) -> None:
