@@ -39,8 +39,8 @@ def test_sigkill_on_node_a_and_node_b_resumes_from_postgres_losing_nothing(
     tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
-    before = [f"pg-{n:02d}" for n in range(6)]
-    while_down = [f"pg-{n:02d}" for n in range(6, 9)]
+    before = [f"pg-{n:02d}" for n in range(5)]
+    while_down = [f"pg-{n:02d}" for n in range(5, 7)]
     everything = before + while_down
     for service in everything:
         target.break_service(service)
