@@ -23,6 +23,12 @@ def main() -> None:
     )
     pip_arguments = [argument for argument in sys.argv[1:] if argument not in GET_PIP_OPTIONS]
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *pip_arguments], check=True)
+    if "--no-setuptools" in sys.argv:
+        # ensurepip brings setuptools on Python 3.11; get-pip.py would not have installed it.
+        subprocess.run(
+            [sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", "setuptools"],
+            check=True,
+        )
 
 
 if __name__ == "__main__":
