@@ -439,7 +439,7 @@ class JournalWatch:
             for service, outcome in runs[self.told :]:
                 say(f"  ->  {service} on {HOST}: {outcome}{_why(outcome)}")
             self.told = len(runs)
-            return set(services) <= {service for service, _ in runs}
+            return set(services) <= {service for service, _outcome in runs}
 
         wait_for(all_done, f"remediation of {', '.join(services)}")
 
@@ -493,14 +493,14 @@ def story(
     gateway.post(failure("web"))
     gateway.post(alert("cache"))
     say("   and a CI system writes to SQS directly: 'search' failed, five times (a storm),")
-    for _ in range(5):
+    for _report in range(5):
         client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(failure("search")))
     say("   and something that is not a failure.")
     client.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"status": "ok"}))
     journal = JournalWatch(settings)
     journal.wait_for(rulebook, first)
     wait_for(lambda: queue_counts(client, queue_url) == (0, 0), "the queue to empty")
-    storm_runs = [service for service, _ in remediations(settings)].count("search")
+    storm_runs = [service for service, _outcome in remediations(settings)].count("search")
     say(f"   The storm of 5 'search' failures ran {storm_runs} remediation.")
 
     say("\n2. ansible-rulebook stops (SIGTERM); failures keep coming")
@@ -514,7 +514,7 @@ def story(
         break_service(settings, service)
     for service in later:
         gateway.post(failure(service, status="error"))
-    visible, _ = queue_counts(client, queue_url)
+    visible, _in_flight = queue_counts(client, queue_url)
     say(f"   {visible} events wait in SQS while nothing consumes them; mail, billing, auth down.")
 
     say("\n3. ansible-rulebook starts again with the same persistence id")
@@ -526,7 +526,7 @@ def story(
 
 
 def summarise(settings: Settings) -> None:
-    runs = [service for service, _ in remediations(settings)]
+    runs = [service for service, _outcome in remediations(settings)]
     say(f"\nOn {HOST} now (service, state, restart_service runs, diagnostics reports):")
     for state in sorted(settings.services.glob("*.state")):
         service = state.stem
