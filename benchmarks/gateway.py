@@ -1,10 +1,11 @@
 """The webhook gateway: requests/s it accepts and forwards, against boto3 sending directly.
 
 The local service runs in its own process (as it would in production) in front of the
-given SQS endpoint; the same number of clients then send the same requests, first to the
-gateway over loopback HTTP, then straight to SQS with boto3 (the ceiling). The ratio is
-what authentication, filtering and the envelope cost. Separately, a fresh interpreter
-times `import lambda_function` plus its first call: the Lambda cold-start share that is ours.
+given SQS endpoint. At each level of concurrency (1, 16 and 64 clients, each on its own
+keep-alive connection) the same requests go first to the gateway over loopback HTTP, then
+straight to SQS with boto3 (the ceiling), in the same run. The ratio is what HTTP,
+authentication, filtering and the envelope cost. Separately, a fresh interpreter times
+`import lambda_function` plus its first call: the Lambda cold-start share that is ours.
 """
 
 from __future__ import annotations
@@ -31,20 +32,26 @@ API_KEY = "bench-gateway-key"
 PAYLOAD = json.dumps(
     {"status": "failed", "host": "web1", "check": "disk", "detail": "x" * 400}
 ).encode()
-CLIENTS = 4
+LEVELS = (1, 16, 64)
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    clients: int
+    gateway_per_second: float
+    direct_per_second: float
+
+    @property
+    def ratio(self) -> float:
+        return self.gateway_per_second / self.direct_per_second
 
 
 @dataclass(frozen=True)
 class GatewayResults:
     requests: int
-    gateway_per_second: float
-    direct_per_second: float
+    levels: tuple[LevelResult, ...]
     lambda_import_ms: float
     lambda_first_call_ms: float
-
-    @property
-    def ratio(self) -> float:
-        return self.gateway_per_second / self.direct_per_second
 
 
 def run(endpoint: str, requests: int = 400) -> bool:
@@ -58,28 +65,37 @@ def run(endpoint: str, requests: int = 400) -> bool:
     return True
 
 
-def measure(endpoint: str, requests: int = 400) -> GatewayResults:
+def measure(endpoint: str, requests: int = 400, levels: tuple[int, ...] = LEVELS) -> GatewayResults:
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     gateway_queue = _new_queue(sqs)
     direct_queue = _new_queue(sqs)
+    results = []
     with _gateway_process(endpoint, gateway_queue) as url:
-        gateway_rate = _rate(requests, lambda: _HttpSender(url))
-    direct_rate = _rate(requests, lambda: _Boto3Sender(endpoint, direct_queue))
+        for clients in levels:
+            gateway_rate = _rate(requests, clients, lambda: _HttpSender(url))
+            direct_rate = _rate(requests, clients, lambda: _Boto3Sender(endpoint, direct_queue))
+            results.append(LevelResult(clients, gateway_rate, direct_rate))
     import_ms, first_call_ms = _lambda_cold_start(endpoint, gateway_queue)
     for queue_url in (gateway_queue, direct_queue):
         sqs.delete_queue(QueueUrl=queue_url)
     sqs.close()
-    return GatewayResults(requests, gateway_rate, direct_rate, import_ms, first_call_ms)
+    return GatewayResults(requests, tuple(results), import_ms, first_call_ms)
 
 
 def report(results: GatewayResults) -> None:
     lines = [
-        f"gateway: {results.requests} webhooks, {CLIENTS} concurrent clients, loopback",
-        f"  local gateway (HTTP -> SQS)   {results.gateway_per_second:8.1f} requests/s",
-        f"  boto3 straight to SQS          {results.direct_per_second:8.1f} requests/s",
-        f"  ratio                          {results.ratio:8.2f}",
-        f"  Lambda handler import          {results.lambda_import_ms:8.1f} ms",
-        f"  Lambda handler first call      {results.lambda_first_call_ms:8.1f} ms",
+        f"gateway: {results.requests} webhooks per level, loopback, each client on its own"
+        " connection",
+        "  clients   local gateway (HTTP -> SQS) req/s   boto3 straight to SQS req/s   ratio",
+    ]
+    lines += [
+        f"  {level.clients:7d}   {level.gateway_per_second:33.1f}   "
+        f"{level.direct_per_second:27.1f}   {level.ratio:5.2f}"
+        for level in results.levels
+    ]
+    lines += [
+        f"  Lambda handler import       {results.lambda_import_ms:8.1f} ms",
+        f"  Lambda handler first call   {results.lambda_first_call_ms:8.1f} ms",
     ]
     print("\n".join(lines))
 
@@ -95,6 +111,9 @@ def _gateway_env(endpoint: str, queue_url: str) -> dict[str, str]:
         "GATEWAY_AWS_ENDPOINT_URL": endpoint,
         "GATEWAY_API_KEYS": API_KEY,
         "GATEWAY_SOURCE": "bench",
+        # moto answers 64 concurrent clients far slower than SQS does; the 15 s default
+        # would give each attempt under a second (see GATEWAY_TIMEOUT_SECONDS in the README).
+        "GATEWAY_TIMEOUT_SECONDS": "60",
         "AWS_REGION": "us-east-1",
         "PYTHONPATH": str(GATEWAY_DIR),
     }
@@ -128,10 +147,10 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
-def _rate(requests: int, make_sender: Callable[[], Sender]) -> float:
-    """Requests/s with CLIENTS threads, each with its own connection, sharing the work."""
-    senders = [make_sender() for _ in range(CLIENTS)]
-    counts = [requests // CLIENTS + (1 if i < requests % CLIENTS else 0) for i in range(CLIENTS)]
+def _rate(requests: int, clients: int, make_sender: Callable[[], Sender]) -> float:
+    """Requests/s with `clients` threads, each with its own connection, sharing the work."""
+    senders = [make_sender() for _ in range(clients)]
+    counts = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
     errors: list[BaseException] = []
 
     def work(sender: Sender, count: int) -> None:

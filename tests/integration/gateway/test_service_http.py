@@ -299,6 +299,29 @@ def test_a_client_that_hangs_up_mid_headers_leaves_no_traceback(
     assert refused_quietly(caplog)
 
 
+def test_a_client_that_expects_100_continue_is_told_to_send_its_body(
+    server: GatewayServer, queue: TestQueue
+) -> None:
+    body = b'{"status": "failed"}'
+    with socket.create_connection(server.server_address, timeout=30) as sock:
+        head = b"POST / HTTP/1.1\r\n" + SIGNED + b"Content-Length: %d\r\n" % len(body)
+        sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
+        with sock.makefile("rb") as reply:
+            assert reply.readline() == b"HTTP/1.1 100 Continue\r\n"
+            assert reply.readline() == b"\r\n"
+            sock.sendall(body)
+            assert reply.readline().startswith(b"HTTP/1.1 202 ")
+    assert len(queue.drain()) == 1
+
+
+def test_an_oversized_body_expecting_100_continue_is_refused_unsent(server: GatewayServer) -> None:
+    head = b"POST / HTTP/1.1\r\n" + SIGNED + b"Content-Length: 50000000\r\n"
+    with socket.create_connection(server.server_address, timeout=30) as sock:
+        sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
+        with sock.makefile("rb") as reply:
+            assert reply.readline().startswith(b"HTTP/1.1 413 ")
+
+
 def test_an_oversized_body_is_refused_before_it_is_read(server: GatewayServer) -> None:
     head = (
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

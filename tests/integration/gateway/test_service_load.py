@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from tests.integration.gateway.wire import (
     unread_bytes,
 )
 from tests.support.aws import TestQueue, wait_until
+from tests.support.fault_proxy import FaultProxy
 from tests.unit.gateway.support import config_for, gateway_env, serving
 
 BURST = 200
@@ -110,3 +112,19 @@ async def _growth_while_held(service: ServiceProcess, raw: bytes) -> int:
             wait_until, lambda: unread_bytes(port) == 0, 60, what="the service to read every byte"
         )
         return rss_bytes(service.process.pid) - before
+
+
+def test_sigterm_answers_the_webhooks_in_flight_before_exiting(
+    queue: TestQueue, moto_endpoint: str, project_root: Path
+) -> None:
+    with (
+        FaultProxy(upstream=moto_endpoint, latency=2.0) as slow_sqs,
+        service_process(gateway_env(queue.url, slow_sqs.url), project_root) as service,
+        ThreadPoolExecutor(1) as client,
+    ):
+        answer = client.submit(asyncio.run, exchange(service.address, post_bytes({"n": 7})))
+        wait_until(lambda: slow_sqs.count("SendMessage") == 1, what="SendMessage to be under way")
+        service.process.terminate()
+        assert answer.result(timeout=60).status == 202
+        assert service.process.wait(timeout=60) == 0
+    assert [json.loads(m["Body"])["payload"] for m in queue.drain()] == [{"n": 7}]
