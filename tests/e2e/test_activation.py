@@ -171,7 +171,12 @@ def test_activation_launches_job_templates_and_a_sigkill_loses_nothing(
     restart, diagnose = "durable.eda restart service", "durable.eda collect diagnostics"
     failures = [_failure(f"svc-{n}", "web01") for n in range(5)]
     alert = json.dumps({"severity": "critical", "service": "db", "host": "web02"})
-    message_ids = queue.send_many([*failures, alert])
+    bodies = [*failures, alert]
+    # Each SQS message's id is its event's meta.uuid, passed on as remediation_event_id.
+    sent = {
+        message_id: (json.loads(body)["service"], json.loads(body)["host"])
+        for message_id, body in zip(queue.send_many(bodies), bodies, strict=True)
+    }
     expected = {(restart, "web01", f"svc-{n}") for n in range(5)}
     expected |= {(diagnose, "web02", "db"), (restart, "web02", "db")}
 
@@ -191,7 +196,8 @@ def test_activation_launches_job_templates_and_a_sigkill_loses_nothing(
     assert int(recovered.group(1)) >= 1
     for launch in controller.launches:
         assert launch.authorization == f"Bearer {CONTROLLER_TOKEN}"
-        assert launch.extra_vars["remediation_event_id"] in message_ids
+        service, host = sent[launch.extra_vars["remediation_event_id"]]
+        assert (launch.extra_vars["remediation_service"], launch.limit) == (service, host)
         assert launch.extra_vars["remediation_reason"] in ("status failed", "critical alert")
     assert [w["activation_id"] for w in peer.workers] == ["11", "12"]
     assert peer.authorizations == {f"Bearer {WEBSOCKET_TOKEN}"}
