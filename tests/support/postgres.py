@@ -30,6 +30,7 @@ HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+BIND_ATTEMPTS = 3
 
 
 def _installed_binaries() -> Path:
@@ -138,27 +139,40 @@ class PostgresServer:
             capture_output=True,
             **self._run_as(),
         )
-        log = self.log.open("wb")
-        self._process = subprocess.Popen(
-            [
-                self._binaries / "bin" / "postgres",
-                "-D",
-                self.data,
-                "-h",
-                HOST,
-                "-p",
-                str(self.port),
-                "-k",
-                self.data,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **self._run_as(),
-        )
-        log.close()
-        wait_until(self._ready, START_TIMEOUT, 0.2, f"PostgreSQL on {HOST}:{self.port}")
-        return self
+        # The port was free when chosen; another process may take it before postgres binds.
+        for _attempt in range(BIND_ATTEMPTS):
+            self._start_postmaster()
+            if wait_until(self._state, START_TIMEOUT, 0.2, "PostgreSQL to start") == "ready":
+                return self
+            self.port = _free_port()
+        raise AssertionError(f"PostgreSQL did not start:\n{self.log.read_text(errors='replace')}")
+
+    def _start_postmaster(self) -> None:
+        with self.log.open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    self._binaries / "bin" / "postgres",
+                    "-D",
+                    self.data,
+                    "-h",
+                    HOST,
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    self.data,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self._run_as(),
+            )
+
+    def _state(self) -> str:
+        """Answers "ready" once it answers, "exited" if the postmaster ended, "" meanwhile."""
+        assert self._process is not None
+        if self._process.poll() is not None:
+            return "exited"
+        return "ready" if self._ready() else ""
 
     def _chown(self, path: Path) -> None:
         if self._as_user is not None:
@@ -166,8 +180,6 @@ class PostgresServer:
             os.chown(path, account.pw_uid, account.pw_gid)
 
     def _ready(self) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            raise AssertionError(f"PostgreSQL exited:\n{self.log.read_text(errors='replace')}")
         try:
             with self._superuser() as connection:
                 connection.execute("SELECT 1")
