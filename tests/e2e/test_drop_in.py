@@ -26,10 +26,12 @@ AMAZON_AWS_RULEBOOK = """
         max_number_of_messages: 1
   rules:
     - name: Failed build
-      condition: event.body.status == "failed" and event.meta.MessageId is defined
+      condition: event.body.status == "failed" and event.meta.event.uuid is defined
       action:
         debug:
-          msg: "failed build {{{{ event.body.build }}}} message {{{{ event.meta.MessageId }}}}"
+          msg: >-
+            failed build {{{{ event.body.build }}}} message {{{{ event.meta.MessageId }}}}
+            uuid {{{{ event.meta.event.uuid }}}}
 """
 
 
@@ -53,7 +55,7 @@ def test_an_amazon_aws_rulebook_runs_unchanged_but_for_the_name(
     ).start()
     try:
         message_id = queue.send(json.dumps({"status": "failed", "build": 42}))
-        expected = f"failed build 42 message {message_id}"
+        expected = f"failed build 42 message {message_id} uuid {message_id}"
         rulebook.wait_for(lambda: expected in rulebook.log_tail(400), 90, "the rule to fire")
         rulebook.wait_for(lambda: queue.counts() == (0, 0), 30, "the message deleted")
     finally:
