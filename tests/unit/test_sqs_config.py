@@ -62,6 +62,8 @@ def test_bad_values_state_what_is_allowed(option: str, value: Any, allowed: str)
         ({"external_id": "x"}, "need 'role_arn'"),
         ({"wait_time_seconds": 5, "delay_seconds": 5}, "alias"),
         ({"feedback": True}, "ansible-rulebook 1.3.0"),
+        ({"delete_large_payloads": True}, "need 'large_payloads'"),
+        ({"s3_endpoint_url": "http://127.0.0.1:9000"}, "need 'large_payloads'"),
     ],
 )
 def test_inconsistent_options_are_refused(options: dict[str, Any], reason: str) -> None:

@@ -171,6 +171,31 @@ options:
         acknowledged.
     type: float
     default: 120
+  large_payloads:
+    description:
+      - "Fetch message bodies that producers stored in S3 with the Amazon SQS Extended Client
+        format (a body of C([\"software.amazon.payloadoffloading.PayloadS3Pointer\",
+        {\"s3BucketName\": ..., \"s3Key\": ...}])), so the event is the same as for an
+        inline body. C(meta.sqs.large_payload) then names the bucket and key."
+      - A pointer whose object cannot be read (missing, access denied) is logged as an
+        error for that message, which is neither handed over nor deleted. It comes back
+        after its visibility timeout and moves to the dead-letter queue after the queue's
+        C(maxReceiveCount).
+      - Off, a pointer reaches the rulebook as the list it is, as with amazon.aws.
+      - Needs C(s3:GetObject) on the bucket (and C(kms:Decrypt) for an encrypted bucket).
+    type: bool
+    default: false
+  delete_large_payloads:
+    description:
+      - With I(large_payloads), delete the S3 object once its message has been deleted
+        (needs C(s3:DeleteObject)). A failed delete is logged and the object kept; a bucket
+        lifecycle rule is the backstop.
+    type: bool
+    default: false
+  s3_endpoint_url:
+    description:
+      - S3 endpoint for I(large_payloads) instead of the region's, e.g. a local S3 server.
+    type: str
   eda_feedback_queue:
     description:
       - Set by ansible-rulebook when I(feedback) is true; never set it in a rulebook.
@@ -255,6 +280,9 @@ class Config:
     pollers: int = 1
     feedback: bool = False
     feedback_timeout: float = 120.0
+    large_payloads: bool = False
+    delete_large_payloads: bool = False
+    s3_endpoint_url: str | None = None
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> Config:
@@ -283,6 +311,9 @@ class Config:
             pollers=_integer(args, "pollers", 1, 1, 10),
             feedback=_boolean(args, "feedback"),
             feedback_timeout=_positive_number(args, "feedback_timeout", 120.0),
+            large_payloads=_boolean(args, "large_payloads"),
+            delete_large_payloads=_boolean(args, "delete_large_payloads"),
+            s3_endpoint_url=_text(args, "s3_endpoint_url"),
         )
         config._check_combinations(args)
         return config
@@ -298,6 +329,8 @@ class Config:
             raise ConfigError("set either 'profile' or 'access_key'/'secret_key', not both")
         if (self.external_id or _text(args, "role_session_name")) and not self.role_arn:
             raise ConfigError("'external_id' and 'role_session_name' need 'role_arn'")
+        if (self.delete_large_payloads or self.s3_endpoint_url) and not self.large_payloads:
+            raise ConfigError("'delete_large_payloads' and 's3_endpoint_url' need 'large_payloads'")
         if self.feedback and args.get("eda_feedback_queue") is None:
             raise ConfigError(
                 "'feedback: true' needs ansible-rulebook 1.3.0 or later, which passes the "
@@ -497,16 +530,22 @@ class Backoff:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-async def with_retry(operation: str, call: Callable[[], Awaitable[T]], config: Config) -> T:
-    """Run one SQS call, retrying transient failures without end; raise the rest, explained."""
+async def with_retry(
+    operation: str,
+    call: Callable[[], Awaitable[T]],
+    config: Config,
+    explain: Callable[[BaseException], str] | None = None,
+) -> T:
+    """Run one AWS call, retrying transient failures without end; raise the rest, explained
+    (by `explain`, or as an error about the queue)."""
     backoff = Backoff()
     while True:
         try:
             return await call()
         except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
             if not is_transient(exc):
-                message = redact(describe_fatal(exc, config), config.secrets())
-                raise FatalSQSError(message) from None
+                reason = explain(exc) if explain else describe_fatal(exc, config)
+                raise FatalSQSError(redact(reason, config.secrets())) from None
             delay = backoff.next_delay()
             LOG.warning(
                 "SQS %s failed (%s); retrying in %.1f s",
@@ -577,7 +616,53 @@ def sqs_meta(message: Mapping[str, Any]) -> dict[str, Any]:
     attributes = message.get("MessageAttributes")
     if attributes:
         meta["attributes"] = {k: _attribute_value(v) for k, v in attributes.items()}
+    pointer = message.get("LargePayload")
+    if isinstance(pointer, PayloadPointer):
+        meta["large_payload"] = {"bucket": pointer.bucket, "key": pointer.key}
     return meta
+
+
+PAYLOAD_POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
+_MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
+
+
+@dataclass(frozen=True)
+class PayloadPointer:
+    """Where the Amazon SQS Extended Client put a message's body."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def of(cls, body: str) -> PayloadPointer | None:
+        if PAYLOAD_POINTER_CLASS not in body:
+            return None
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            return None
+        if not (isinstance(decoded, list) and len(decoded) == 2):
+            return None
+        kind, where = decoded
+        if kind != PAYLOAD_POINTER_CLASS or not isinstance(where, dict):
+            return None
+        bucket, key = where.get("s3BucketName"), where.get("s3Key")
+        if isinstance(bucket, str) and isinstance(key, str) and bucket and key:
+            return cls(bucket, key)
+        return None
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def describe_error(self, exc: BaseException) -> str:
+        if not isinstance(exc, ClientError):
+            return f"{self}: {type(exc).__name__}: {exc}"
+        code = error_code(exc)
+        if code in _MISSING_OBJECT_CODES:
+            return f"{self} does not exist ({code})"
+        if code in _DENIED_CODES or code == "403":
+            return f"access denied to {self} ({code}): grant s3:GetObject (and kms:Decrypt)"
+        return f"{self}: {code}: {exc.response.get('Error', {}).get('Message', '')}"
 
 
 def build_event(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -614,6 +699,7 @@ class Lease:
     receipt_handle: str
     visible_at: float
     acknowledged: bool = False
+    payload: PayloadPointer | None = None
 
 
 @dataclass
@@ -832,8 +918,9 @@ def renewal(visibility_timeout: int) -> BatchAction:
 class SQSSource:
     """Receive loops, a dispatcher, batched deletes and releases, and a visibility heartbeat."""
 
-    def __init__(self, client: Any, queue_url: str, config: Config) -> None:
+    def __init__(self, client: Any, queue_url: str, config: Config, s3: Any = None) -> None:
         self.client = client
+        self.s3 = s3
         self.queue_url = queue_url
         self.config = config
         self.fifo = queue_url.endswith(".fifo")
@@ -871,12 +958,49 @@ class SQSSource:
     async def poll(self) -> None:
         while True:
             for message in await self.receive():
-                if self.leases.take(message):
-                    await self.ready.put(message)
-                else:
+                if not self.leases.take(message):
                     LOG.debug(
                         "message %s delivered twice while held; kept once", message["MessageId"]
                     )
+                    continue
+                inlined = await self.inline_payload(message) if self.s3 is not None else message
+                if inlined is not None:
+                    await self.ready.put(inlined)
+
+    async def inline_payload(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """The message with its S3-stored body fetched; None if that body cannot be read."""
+        pointer = PayloadPointer.of(str(message.get("Body", "")))
+        if pointer is None:
+            return message
+        message_id = str(message["MessageId"])
+        try:
+            body = await with_retry(
+                "GetObject",
+                functools.partial(self._read_object, pointer),
+                self.config,
+                explain=pointer.describe_error,
+            )
+        except FatalSQSError as exc:
+            LOG.error(
+                "SQS message %s: its body in %s cannot be read (%s); the message is not "
+                "deleted: it comes back after its visibility timeout, and goes to the "
+                "dead-letter queue after the queue's maxReceiveCount",
+                message_id,
+                pointer,
+                exc,
+            )
+            # Not released: its visibility timeout paces the retries.
+            self.leases.drop(message_id)
+            return None
+        self.leases.held[message_id].payload = pointer
+        return {**message, "Body": body, "LargePayload": pointer}
+
+    async def _read_object(self, pointer: PayloadPointer) -> str:
+        reply = await self.s3.get_object(Bucket=pointer.bucket, Key=pointer.key)
+        async with reply["Body"] as stream:
+            data: bytes = await stream.read()
+        # SQS bodies are text; a byte that is not UTF-8 must not stop the source.
+        return data.decode("utf-8", errors="replace")
 
     async def receive(self) -> list[dict[str, Any]]:
         request: dict[str, Any] = {
@@ -989,7 +1113,9 @@ class SQSSource:
             reply = await with_retry(
                 action.operation, functools.partial(self._call, action, held), self.config
             )
+            deleted_payloads = self._payloads_of(action, held)
             failed = self._settle_batch(action, [message_id for message_id, _handle in held], reply)
+            await self.delete_payloads([p for m, p in deleted_payloads if m not in failed])
             if not failed:
                 return
             delay = backoff.next_delay()
@@ -1003,6 +1129,28 @@ class SQSSource:
             )
             await asyncio.sleep(delay)
             message_ids = list(failed)
+
+    def _payloads_of(
+        self, action: BatchAction, held: list[tuple[str, str]]
+    ) -> list[tuple[str, PayloadPointer]]:
+        if action is not DELETE or not self.config.delete_large_payloads:
+            return []
+        leases = ((m, self.leases.held[m].payload) for m, _handle in held)
+        return [(m, payload) for m, payload in leases if payload is not None]
+
+    async def delete_payloads(self, pointers: list[PayloadPointer]) -> None:
+        for pointer in pointers:
+            try:
+                await with_retry(
+                    "DeleteObject",
+                    functools.partial(
+                        self.s3.delete_object, Bucket=pointer.bucket, Key=pointer.key
+                    ),
+                    self.config,
+                    explain=pointer.describe_error,
+                )
+            except FatalSQSError as exc:
+                LOG.warning("could not delete the large payload %s (%s); kept", pointer, exc)
 
     def _call(self, action: BatchAction, held: list[tuple[str, str]]) -> Awaitable[Any]:
         entries = [action.entry(index, handle) for index, (_message_id, handle) in enumerate(held)]
@@ -1127,6 +1275,21 @@ def client_options(config: Config) -> dict[str, Any]:
     }
 
 
+def s3_client_options(config: Config) -> dict[str, Any]:
+    return {
+        "region_name": config.region,
+        "endpoint_url": config.s3_endpoint_url,
+        "config": AioConfig(
+            retries={"total_max_attempts": 1},
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=config.pollers + 1,
+            # Path-style addressing works with every endpoint, local S3 servers included.
+            s3={"addressing_style": "path"},
+        ),
+    }
+
+
 async def resolve_queue_url(client: Any, config: Config) -> str:
     """The queue's URL, checked to exist before the first receive."""
     if config.queue_url:
@@ -1162,7 +1325,15 @@ async def main(queue: Any, args: dict[str, Any]) -> None:
         LOG.warning("visibility_timeout 0: held messages can be delivered again at once")
     try:
         session = create_session(config)
-        async with session.create_client("sqs", **client_options(config)) as client:
+        async with contextlib.AsyncExitStack() as clients:
+            client = await clients.enter_async_context(
+                session.create_client("sqs", **client_options(config))
+            )
+            s3 = None
+            if config.large_payloads:
+                s3 = await clients.enter_async_context(
+                    session.create_client("s3", **s3_client_options(config))
+                )
             queue_url = await resolve_queue_url(client, config)
             LOG.info(
                 "receiving from %s (feedback %s, visibility timeout %d s)",
@@ -1170,6 +1341,6 @@ async def main(queue: Any, args: dict[str, Any]) -> None:
                 "on" if feedback is not None else "off",
                 config.visibility_timeout,
             )
-            await SQSSource(client, queue_url, config).run(queue, feedback)
+            await SQSSource(client, queue_url, config, s3).run(queue, feedback)
     except (NoCredentialsError, PartialCredentialsError, ProfileNotFound, NoRegionError) as exc:
         raise FatalSQSError(describe_fatal(exc, config)) from None
