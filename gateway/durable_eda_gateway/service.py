@@ -212,10 +212,8 @@ class _Handler:
         return to_web_response(answer, close=not request.content.is_eof())
 
     async def _answer(self, request: web.BaseRequest, request_id: str) -> HttpResponse:
-        if getattr(request, "spoken_version", request.version) not in (
-            HttpVersion10,
-            HttpVersion11,
-        ):
+        spoken = request.spoken_version if isinstance(request, _Request) else request.version
+        if spoken not in (HttpVersion10, HttpVersion11):
             raise RejectError(505, "http_version_not_supported", "speak HTTP/1.1 or HTTP/1.0")
         if request.method == "GET" and request.path == "/healthz":
             return HttpResponse(200, {"status": "ok"})

@@ -455,6 +455,20 @@ def test_requests_are_handled_concurrently(server: GatewayServer, queue: TestQue
     wait_until(lambda: queue.counts()[0] == 1, what="the message to be visible")
 
 
+def test_a_client_that_stalls_mid_headers_is_disconnected(
+    queue: TestQueue, moto_endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with (
+        serving(config_for(queue.url, moto_endpoint), request_timeout=0.5) as running,
+        socket.create_connection(running.server_address, timeout=30) as sock,
+    ):
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        assert sock.recv(1024) == b""  # closed, after the timeout, with no one to answer
+    assert queue.counts() == (0, 0)
+    assert refused_quietly(caplog)
+
+
 def test_a_client_that_stalls_mid_body_is_answered_408_and_nothing_is_queued(
     queue: TestQueue, moto_endpoint: str, caplog: pytest.LogCaptureFixture
 ) -> None:
