@@ -782,6 +782,9 @@ class Deliveries:
     awaiting: dict[str, Delivery] = field(default_factory=dict)
 
     def handing(self, message_id: str) -> None:
+        # A message redelivered after its lease was lost goes to the end, where the engine
+        # will take its event.
+        self.awaiting.pop(message_id, None)
         self.awaiting[message_id] = Delivery(handed_at=time.monotonic())
 
     def handed(self, message_id: str, events: int) -> list[tuple[str, Verdict]]:
