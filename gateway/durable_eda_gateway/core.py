@@ -172,7 +172,7 @@ class Gateway:
         if request.method.upper() != "POST":
             raise RejectError(405, "method_not_allowed", "only POST is accepted")
         self._check_size(len(request.body))
-        self._authenticate(request)
+        secrets = self._authenticate(request)
         payload = parse_payload(request.headers, request.body)
         event_type = self._event_type(request.headers, payload)
         try:
@@ -182,7 +182,7 @@ class Gateway:
         if forwarded is None:
             logger.info("request %s filtered out (event_type=%s)", request.request_id, event_type)
             return self._accepted(request, {"forwarded": False, "reason": "filtered"})
-        message = self._message(request, forwarded, event_type)
+        message = self._message(request, forwarded, event_type, secrets)
         self._check_size(message.sqs_size())
         if not self._has_time_for_aws(request):
             raise RejectError(
@@ -213,9 +213,10 @@ class Gateway:
                 f"the message exceeds the queue's limit of {self.config.max_message_bytes} bytes",
             )
 
-    def _authenticate(self, request: HttpRequest) -> None:
+    def _authenticate(self, request: HttpRequest) -> tuple[str, ...]:
+        """The secrets the request was checked against, once it passed."""
         try:
-            self._check_credentials(request)
+            return self._check_credentials(request)
         except AuthError as error:
             logger.warning("request %s refused: %s", request.request_id, error.code)
             raise RejectError(401, error.code, error.message) from None
@@ -244,15 +245,16 @@ class Gateway:
         )
         return False
 
-    def _check_credentials(self, request: HttpRequest) -> None:
+    def _check_credentials(self, request: HttpRequest) -> tuple[str, ...]:
         def may_fetch() -> bool:
             return self._has_time_for_aws(request)
 
+        api_keys: tuple[str, ...] = ()
         if self._api_keys is not None:
             api_keys = self._api_keys.values(may_fetch)
             check_api_key(request.headers, self.config.api_key_header, api_keys)
         if self._signing_secrets is None:
-            return
+            return api_keys
         secrets = self._signing_secrets.values(may_fetch)
         if self.config.signature_scheme == "github":
             check_github_signature(request.headers, request.body, secrets)
@@ -264,6 +266,7 @@ class Gateway:
                 now=self._clock(),
                 tolerance=self.config.timestamp_tolerance_seconds,
             )
+        return api_keys + secrets
 
     def _event_type(self, headers: Mapping[str, str], payload: dict[str, Any]) -> str | None:
         event_type = next(
@@ -277,7 +280,11 @@ class Gateway:
         return event_type
 
     def _message(
-        self, request: HttpRequest, payload: dict[str, Any], event_type: str | None
+        self,
+        request: HttpRequest,
+        payload: dict[str, Any],
+        event_type: str | None,
+        secrets: tuple[str, ...],
     ) -> OutgoingMessage:
         envelope = {
             "gateway": "durable.eda",
@@ -286,7 +293,7 @@ class Gateway:
             "event_type": event_type,
             "received_at": iso_utc(self._clock()),
             "request_id": request.request_id,
-            "headers": self._forwarded_headers(request),
+            "headers": self._forwarded_headers(request, secrets),
             "payload": payload,
         }
         try:
@@ -306,14 +313,8 @@ class Gateway:
             deduplication_id=self._deduplication_id(request),
         )
 
-    def _forwarded_headers(self, request: HttpRequest) -> dict[str, str]:
+    def _forwarded_headers(self, request: HttpRequest, secrets: tuple[str, ...]) -> dict[str, str]:
         # A sender that pastes its key into another header must not get it queued.
-        secrets = [
-            secret
-            for source in (self._api_keys, self._signing_secrets)
-            if source is not None
-            for secret in source.values()
-        ]
         forwarded: dict[str, str] = {}
         for name in self.config.forward_headers:
             value = request.headers.get(name)
