@@ -97,7 +97,9 @@ def option_schema(plugin: Path, name: str, spec: dict[str, Any]) -> dict[str, An
     if ansible_type == "list" and "elements" in spec:
         schema["items"] = {"type": JSON_TYPES[spec["elements"]]}
     if "choices" in spec:
-        schema["enum"] = list(spec["choices"])
+        # A list option's choices are those of its elements (Ansible's meaning).
+        target = schema.setdefault("items", {}) if ansible_type == "list" else schema
+        target["enum"] = list(spec["choices"])
     if "default" in spec:
         schema["default"] = spec["default"]
     if SECRET_OPTION.search(name):

@@ -131,7 +131,11 @@ def _without_actions(rule: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "plugin",
-    ["event_source/aws_sqs_queue.py", "event_filter/insert_failing_host.py"],
+    [
+        "event_source/aws_sqs_queue.py",
+        "event_filter/insert_failing_host.py",
+        "event_filter/unwrap.py",
+    ],
 )
 def test_plugin_examples_are_valid_rulebooks(project_root: Path, plugin: str) -> None:
     path = project_root / "extensions" / "eda" / "plugins" / plugin

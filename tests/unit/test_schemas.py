@@ -146,3 +146,11 @@ def test_a_plugin_without_documentation_is_refused(tmp_path: Path) -> None:
     bare.write_text("def main(event):\n    return event\n")
     with pytest.raises(generate_schemas.SchemaError, match=r"bare\.py: no DOCUMENTATION"):
         generate_schemas.write_all(root)
+
+
+def test_a_list_options_choices_bound_its_elements() -> None:
+    (plugin,) = (p for p in PLUGINS if p.stem == "unwrap")
+    validator = Draft202012Validator(shipped_schema(plugin))
+    validator.validate({"envelopes": ["sns", "eventbridge"]})
+    assert not validator.is_valid({"envelopes": ["sqs"]})
+    assert not validator.is_valid({"envelopes": "sns"})
