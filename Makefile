@@ -58,5 +58,12 @@ decision-environment: build $(READY)
 bench: prerequisites
 	PYTHONPATH=.:extensions/eda/plugins/event_source $(BIN)/python -m benchmarks
 
+## Crash safety at issue 7's full sizes (200 events and 8 SIGKILLs; 600 events on 3
+## activations; 6 FIFO groups x 50), durable mode and the plain control; prints the figures.
+## make test runs the same tests small. DURABLE_EDA_SEED=N picks other kill moments.
+.PHONY: soak
+soak: prerequisites
+	DURABLE_EDA_SCALE=full $(BIN)/python -m pytest tests/e2e/test_crash_safety.py -s -p no:cacheprovider
+
 clean:
 	rm -rf build $(BUILD_VENV) .pytest_cache .mypy_cache .ruff_cache

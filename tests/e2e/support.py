@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -10,11 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -23,6 +26,8 @@ from tests.support.aws import ACCESS_KEY, REGION, SECRET_KEY, wait_until
 VENV_BIN = Path(sys.executable).parent
 # Long enough for a JVM start, short enough that a hung run fails the test quickly.
 EXIT_TIMEOUT = 30.0
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 _JOURNAL_LINE = re.compile(r"restart_service service=(\S+) host=(\S+) event=(\S+) outcome=(.*)$")
 
 
@@ -275,3 +280,181 @@ class NotifyReceiver:
     def __exit__(self, *_: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Silent: a client SIGKILLed in the middle of a call is what these tests do."""
+
+
+@dataclass(frozen=True)
+class SQSCall:
+    """One SQS call through a RecordingProxy. Times are time.time(), the clock the engine
+    stamps `meta.received_at` with; `client` is the access key id that signed the call."""
+
+    client: str
+    action: str
+    sent: float
+    answered: float
+    request: dict[str, Any]
+    reply: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message in a ReceiveMessage answer: who received it, when, with which handle."""
+
+    client: str
+    answered: float
+    message_id: str
+    receipt_handle: str
+    body: str
+    group: str
+
+
+class RecordingProxy:
+    """A loopback proxy in front of moto that records every SQS call and lets one through
+    at a time.
+
+    moto 5.2 is not safe under concurrent requests on one queue (two receives at once can
+    return the same message, two deletes can undo each other: see runtime-contract); real
+    SQS is. Serialising the calls keeps what a test counts the source's doing, not moto's.
+    A long poll holds the line for its wait, so keep `wait_time_seconds` short. Tests tell
+    activations apart by giving each its own access key id (moto accepts any).
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.calls: list[SQSCall] = []
+        self._upstream = urlsplit(upstream)
+        self._serial = threading.Lock()
+        self._record = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, headers, payload = proxy._forward(self, body)
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *_: Any) -> None:
+                """Silent: the test reads the calls, not an access log."""
+
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> RecordingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _forward(
+        self, request: BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        with self._serial:
+            sent = time.time()
+            upstream = http.client.HTTPConnection(
+                self._upstream.hostname or "127.0.0.1", self._upstream.port, timeout=60
+            )
+            try:
+                upstream.request("POST", request.path, body=body, headers=headers)
+                reply = upstream.getresponse()
+                payload = reply.read()
+                reply_headers = [
+                    (k, v) for k, v in reply.getheaders() if k.lower() not in _HOP_BY_HOP
+                ]
+            except OSError as exc:  # moto going away at the end of the session
+                return 502, [], f"upstream failed: {exc}".encode()
+            finally:
+                upstream.close()
+            answered = time.time()
+        self._keep(request, body, payload, sent, answered)
+        return reply.status, reply_headers, payload
+
+    def _keep(
+        self,
+        request: BaseHTTPRequestHandler,
+        body: bytes,
+        payload: bytes,
+        sent: float,
+        answered: float,
+    ) -> None:
+        target = request.headers.get("X-Amz-Target", "")
+        key = _CREDENTIAL.search(request.headers.get("Authorization", ""))
+        call = SQSCall(
+            client=key.group(1) if key else "",
+            action=target.rpartition(".")[2],
+            sent=sent,
+            answered=answered,
+            request=_json_or_empty(body),
+            reply=_json_or_empty(payload),
+        )
+        with self._record:
+            self.calls.append(call)
+
+    def recorded(self, action: str, client: str | None = None) -> list[SQSCall]:
+        with self._record:
+            return [
+                c
+                for c in self.calls
+                if c.action == action and (client is None or c.client == client)
+            ]
+
+    def deliveries(self, client: str | None = None) -> list[Delivery]:
+        """Every message handed out by ReceiveMessage, in the order the answers left moto."""
+        return [
+            Delivery(
+                client=call.client,
+                answered=call.answered,
+                message_id=m["MessageId"],
+                receipt_handle=m["ReceiptHandle"],
+                body=m.get("Body", ""),
+                group=m.get("Attributes", {}).get("MessageGroupId", ""),
+            )
+            for call in self.recorded("ReceiveMessage", client)
+            for m in call.reply.get("Messages", [])
+        ]
+
+    def deletions(self, client: str | None = None) -> list[tuple[float, str, str]]:
+        """(time the request was sent, client, message id) of every successful delete."""
+        message_of = {d.receipt_handle: d.message_id for d in self.deliveries()}
+        deleted = []
+        for call in self.recorded("DeleteMessageBatch", client):
+            handles = {e["Id"]: e["ReceiptHandle"] for e in call.request.get("Entries", [])}
+            for entry in call.reply.get("Successful", []):
+                deleted.append((call.sent, call.client, message_of[handles[entry["Id"]]]))
+        for call in self.recorded("DeleteMessage", client):
+            if not call.reply.get("__type"):
+                handle = call.request["ReceiptHandle"]
+                deleted.append((call.sent, call.client, message_of[handle]))
+        return deleted
+
+    def held(self, client: str) -> set[str]:
+        """Messages `client` received and has not deleted: what it holds, or held when it died."""
+        received = {d.message_id for d in self.deliveries(client)}
+        return received - {message_id for _, _, message_id in self.deletions(client)}
+
+
+def _json_or_empty(payload: bytes) -> dict[str, Any]:
+    """SQS's JSON protocol, what botocore speaks to SQS; anything else is not recorded."""
+    try:
+        value = json.loads(payload or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
