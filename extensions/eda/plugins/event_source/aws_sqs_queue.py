@@ -431,6 +431,7 @@ _TRANSIENT_CODES = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
         "KMS.ThrottlingException",
+        "KmsThrottled",
         "AWS.SimpleQueueService.RequestThrottled",
     }
 )
