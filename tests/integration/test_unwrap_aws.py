@@ -13,38 +13,28 @@ import runpy
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.integration.gateway.test_gateway_to_source import post
 from tests.integration.source_harness import running_source, source_args
-from tests.support.aws import ACCESS_KEY, REGION, SECRET_KEY, TestQueue
-from tests.support.aws_samples import cloudwatch_alarm
+from tests.support.aws import TestQueue
+from tests.support.aws_samples import (
+    aws_client,
+    cloudwatch_alarm,
+    eventbridge_rule_to_queue,
+    queue_arn,
+    topic_to_queue,
+)
 from tests.unit.gateway.support import API_KEY, config_for, serving
 
 FAILURE = {"status": "failed", "service": "api", "host": "web01"}
 SOURCE_META_KEYS = {"MessageId", "uuid", "event", "sqs"}
 
 
-def client(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
-
-
 @pytest.fixture(scope="module")
 def unwrap(project_root: Path) -> Any:
     path = project_root / "extensions/eda/plugins/event_filter/unwrap.py"
     return runpy.run_path(str(path))["main"]
-
-
-def queue_arn(queue: TestQueue) -> str:
-    attributes = queue.client.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])
-    return str(attributes["Attributes"]["QueueArn"])
 
 
 async def unwrapped_event(queue: TestQueue, endpoint: str, unwrap: Any) -> dict[str, Any]:
@@ -61,14 +51,8 @@ async def unwrapped_event(queue: TestQueue, endpoint: str, unwrap: Any) -> dict[
 async def test_cloudwatch_alarm_through_sns(
     queue: TestQueue, moto_endpoint: str, unwrap: Any, raw: bool
 ) -> None:
-    sns = client("sns", moto_endpoint)
-    topic = sns.create_topic(Name=f"alarms-{queue.name}")["TopicArn"]
-    sns.subscribe(
-        TopicArn=topic,
-        Protocol="sqs",
-        Endpoint=queue_arn(queue),
-        Attributes={"RawMessageDelivery": str(raw).lower()},
-    )
+    topic = topic_to_queue(moto_endpoint, queue, f"alarms-{queue.name}", raw=raw)
+    sns = aws_client("sns", moto_endpoint)
     alarm = cloudwatch_alarm(dimensions={"InstanceId": "i-0123456789abcdef0", "host": "web01"})
     sns.publish(
         TopicArn=topic,
@@ -99,11 +83,8 @@ async def test_cloudwatch_alarm_through_sns(
 async def test_eventbridge_rule_targeting_the_queue(
     queue: TestQueue, moto_endpoint: str, unwrap: Any
 ) -> None:
-    events = client("events", moto_endpoint)
-    rule = f"failures-{queue.name}"
-    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["com.example.monitor"]}))
-    events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue_arn(queue)}])
-    events.put_events(
+    eventbridge_rule_to_queue(moto_endpoint, queue, f"failures-{queue.name}", "com.example.monitor")
+    aws_client("events", moto_endpoint).put_events(
         Entries=[
             {
                 "Source": "com.example.monitor",
@@ -127,7 +108,7 @@ async def test_eventbridge_rule_targeting_the_queue(
 async def test_s3_notification_to_the_queue(
     queue: TestQueue, moto_endpoint: str, unwrap: Any
 ) -> None:
-    s3 = client("s3", moto_endpoint)
+    s3 = aws_client("s3", moto_endpoint)
     bucket = f"reports-{queue.name}".lower()[:63]
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_notification_configuration(
@@ -179,10 +160,8 @@ async def test_a_webhook_through_the_gateway(
 
 @pytest.mark.asyncio
 async def test_only_the_chosen_envelopes(queue: TestQueue, moto_endpoint: str, unwrap: Any) -> None:
-    sns = client("sns", moto_endpoint)
-    topic = sns.create_topic(Name=f"only-{queue.name}")["TopicArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(queue))
-    sns.publish(TopicArn=topic, Message=json.dumps(FAILURE))
+    topic = topic_to_queue(moto_endpoint, queue, f"only-{queue.name}")
+    aws_client("sns", moto_endpoint).publish(TopicArn=topic, Message=json.dumps(FAILURE))
 
     only_gateway = functools.partial(unwrap, envelopes=["gateway"])
     event = await unwrapped_event(queue, moto_endpoint, only_gateway)

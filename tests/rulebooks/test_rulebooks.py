@@ -8,12 +8,16 @@ others stay in rulebooks/. ansible-rulebook finds a collection's rulebook in eit
 from __future__ import annotations
 
 import runpy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from ansible_rulebook.validators import Validate
+
+from tests.support.aws_samples import cloudwatch_alarm, sns_notification, source_event
+from tools import generate_rulebooks
 
 RULEBOOKS = ("remediate_failures", "remediate_failures_durable", "remediate_failures_controller")
 # ansible-rulebook's collection lookup order; eda-server imports the first folder that exists.
@@ -62,6 +66,44 @@ def test_rulebooks_left_out_of_the_controller_use_run_playbook(project_root: Pat
         assert _path(project_root, name).parent == project_root / "rulebooks"
         used = {k for r in _load(project_root, name)[0]["rules"] for a in _actions(r) for k in a}
         assert "run_playbook" in used
+
+
+def test_the_variants_are_generated_from_the_plain_rulebook() -> None:
+    """Its rules are written once; run python tools/generate_rulebooks.py after editing it."""
+    assert generate_rulebooks.stale() == []
+    assert {v.path.stem for v in generate_rulebooks.VARIANTS} | {"remediate_failures"} == set(
+        RULEBOOKS
+    )
+
+
+def test_the_generator_reports_a_changed_rule_and_keeps_the_variants_headers(
+    project_root: Path, tmp_path: Path
+) -> None:
+    for path in [generate_rulebooks.SOURCE, *(v.path for v in generate_rulebooks.VARIANTS)]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text((project_root / path).read_text())
+    source = tmp_path / generate_rulebooks.SOURCE
+    source.write_text(source.read_text().replace("once_within: 5 minutes", "once_within: 1 hour"))
+    changed = [v.path for v in generate_rulebooks.VARIANTS]
+    assert generate_rulebooks.stale(tmp_path) == changed
+    assert generate_rulebooks.write_all(tmp_path) == changed
+    assert generate_rulebooks.stale(tmp_path) == []
+    for path in changed:
+        text = (tmp_path / path).read_text()
+        assert "once_within: 1 hour" in text
+        assert "once_within: 5 minutes" not in text
+        header = (project_root / path).read_text().split(generate_rulebooks.GENERATED_MARK)[0]
+        assert text.startswith(header + generate_rulebooks.GENERATED_MARK)
+
+
+def test_the_generator_refuses_a_playbook_without_a_job_template(
+    project_root: Path, tmp_path: Path
+) -> None:
+    plain = (project_root / generate_rulebooks.SOURCE).read_text()
+    unknown = plain.replace("name: durable.eda.restart_service", "name: my.own.playbook")
+    controller = generate_rulebooks.VARIANTS[1]
+    with pytest.raises(generate_rulebooks.RulebookError, match=r"my\.own\.playbook"):
+        generate_rulebooks.generated_body(unknown, controller.transform)
 
 
 def test_durable_variant_differs_only_by_feedback(project_root: Path) -> None:
@@ -117,6 +159,47 @@ def test_catch_all_rule_comes_last(project_root: Path) -> None:
     for name in RULEBOOKS:
         rules = _load(project_root, name)[0]["rules"]
         assert [r["condition"] for r in rules].index("event.meta is defined") == len(rules) - 1
+
+
+def _filter_chain(project_root: Path, name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The rulebook's event filters, run in order as ansible-rulebook runs them."""
+    steps = []
+    for entry in _load(project_root, name)[0]["sources"][0]["filters"]:
+        ((fqcn, args),) = entry.items()
+        plugin = project_root / "extensions/eda/plugins/event_filter" / f"{fqcn.split('.')[-1]}.py"
+        steps.append((runpy.run_path(str(plugin))["main"], args or {}))
+
+    def run(event: dict[str, Any]) -> dict[str, Any]:
+        for main, args in steps:
+            event = main(event, **args)
+        return event
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "host"),
+    [
+        ({"InstanceId": "i-0123456789abcdef0", "service": "nginx"}, "i-0123456789abcdef0"),
+        ({"InstanceId": "i-0123456789abcdef0", "host": "web01"}, "web01"),
+    ],
+)
+@pytest.mark.parametrize("name", RULEBOOKS)
+def test_a_cloudwatch_alarms_dimensions_name_the_host(
+    project_root: Path, name: str, dimensions: dict[str, str], host: str
+) -> None:
+    """The host dimension (the CloudWatch agent's) first, else the instance id."""
+    notification = sns_notification(cloudwatch_alarm(dimensions=dimensions))
+    event = _filter_chain(project_root, name)(source_event(notification))
+    assert event["meta"]["hosts"] == host
+    assert event["body"]["NewStateValue"] == "ALARM"
+
+
+@pytest.mark.parametrize("name", RULEBOOKS)
+def test_an_alarm_without_a_host_dimension_acts_nowhere(project_root: Path, name: str) -> None:
+    alarm = cloudwatch_alarm(dimensions={"AutoScalingGroupName": "web"})
+    event = _filter_chain(project_root, name)(source_event(sns_notification(alarm)))
+    assert "hosts" not in event["meta"]
 
 
 def _actions(rule: dict[str, Any]) -> list[dict[str, Any]]:

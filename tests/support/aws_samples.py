@@ -4,13 +4,18 @@ The field names, nesting and value formats follow the samples in AWS's documenta
 "Amazon SQS message format" of a notification, CloudWatch's alarm notification, EventBridge's
 EC2 state-change event, S3's event message structure); ids and names are examples. Each
 builder returns the message body as the queue holds it (a JSON string), or as a dict where a
-test needs the object.
+test needs the object. The delivery helpers at the end make moto's SNS, EventBridge and S3
+deliver to a test queue themselves, in their own envelopes.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import boto3
+
+from tests.support.aws import ACCESS_KEY, REGION, SECRET_KEY, TestQueue
 
 Event = dict[str, Any]
 
@@ -187,3 +192,38 @@ def source_event(body: Any, message_id: str = "5fea7756-0ea4-451a-a703-a558b933e
             "sqs": {"message_id": message_id, "receipt_count": 1},
         },
     }
+
+
+def aws_client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
+
+
+def queue_arn(queue: TestQueue) -> str:
+    attributes = queue.client.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])
+    return str(attributes["Attributes"]["QueueArn"])
+
+
+def topic_to_queue(endpoint: str, queue: TestQueue, name: str, raw: bool = False) -> str:
+    """An SNS topic that delivers to `queue` (raw message delivery or not); its ARN."""
+    sns = aws_client("sns", endpoint)
+    topic = str(sns.create_topic(Name=name)["TopicArn"])
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn(queue),
+        Attributes={"RawMessageDelivery": str(raw).lower()},
+    )
+    return topic
+
+
+def eventbridge_rule_to_queue(endpoint: str, queue: TestQueue, name: str, source: str) -> None:
+    """An EventBridge rule on the default bus that sends events from `source` to `queue`."""
+    events = aws_client("events", endpoint)
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": [source]}))
+    events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": queue_arn(queue)}])
