@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import RulebookFactory
-from tests.support.aws import TestQueue, create_queue, wait_until
+from tests.support.aws import TestQueue, create_queue_with_dead_letters, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -187,12 +187,7 @@ def test_a_storm_of_slow_actions_outlasting_feedback_timeout_keeps_the_activatio
 def test_an_event_the_engine_cannot_post_goes_to_the_dead_letter_queue_and_others_go_on(
     moto_endpoint: str, start_rulebook: RulebookFactory, tmp_path: Path
 ) -> None:
-    dead_letters = create_queue(moto_endpoint)
-    arn = dead_letters.client.get_queue_attributes(
-        QueueUrl=dead_letters.url, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    redrive = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "2"})
-    queue = create_queue(moto_endpoint, RedrivePolicy=redrive)
+    queue, dead_letters = create_queue_with_dead_letters(moto_endpoint, max_receive_count=2)
     rulebook = write_rulebook(tmp_path, filters={"unpostable": UNPOSTABLE})
     poison = queue.send(json.dumps({"n": 0, "poison": True}))
     running = start_rulebook(queue, rulebook=rulebook, persistence_id="poison")

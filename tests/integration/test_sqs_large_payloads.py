@@ -17,7 +17,13 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from tests.integration.source_harness import consume, eventually, running_source, source_args
-from tests.support.aws import ACCESS_KEY, REGION, SECRET_KEY, TestQueue, create_queue
+from tests.support.aws import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    TestQueue,
+    create_queue_with_dead_letters,
+)
 from tests.support.fault_proxy import FaultProxy, aws_error
 
 pytestmark = pytest.mark.asyncio
@@ -105,12 +111,7 @@ async def test_without_the_option_a_pointer_passes_through_as_amazon_aws_would(
 async def test_a_missing_object_is_an_error_for_its_message_which_reaches_the_dlq(
     moto_endpoint: str, bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    dead_letters = create_queue(moto_endpoint)
-    arn = dead_letters.client.get_queue_attributes(
-        QueueUrl=dead_letters.url, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    redrive = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "2"})
-    queue = create_queue(moto_endpoint, RedrivePolicy=redrive)
+    queue, dead_letters = create_queue_with_dead_letters(moto_endpoint, max_receive_count=2)
     missing = send_pointer(queue, bucket, "no-such-key", 300_000)
     caplog.set_level(logging.ERROR, logger="durable.eda.aws_sqs_queue")
     args = large_payload_args(queue, moto_endpoint, visibility_timeout=1)

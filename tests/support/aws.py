@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -87,6 +88,18 @@ def create_queue(endpoint: str, fifo: bool = False, **attributes: str) -> TestQu
         attributes.setdefault("FifoQueue", "true")
     url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     return TestQueue(name=name, url=url, client=client)
+
+
+def create_queue_with_dead_letters(
+    endpoint: str, max_receive_count: int
+) -> tuple[TestQueue, TestQueue]:
+    """A queue whose messages move to a dead-letter queue after `max_receive_count` receives."""
+    dead_letters = create_queue(endpoint)
+    arn = dead_letters.client.get_queue_attributes(
+        QueueUrl=dead_letters.url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive_count)}
+    return create_queue(endpoint, RedrivePolicy=json.dumps(redrive)), dead_letters
 
 
 def wait_until(

@@ -1265,32 +1265,23 @@ def assumed_role_credentials(
     return AioDeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")
 
 
-def client_options(config: Config) -> dict[str, Any]:
-    return {
-        "region_name": config.region,
-        "endpoint_url": config.endpoint_url,
-        "config": AioConfig(
-            # Retries are ours: logged, unbounded, with jitter.
-            retries={"total_max_attempts": 1},
-            connect_timeout=10,
-            read_timeout=config.wait_time_seconds + 20,
-            max_pool_connections=config.pollers + 4,
-        ),
+def client_options(config: Config, service: str) -> dict[str, Any]:
+    """How the SQS client, or the S3 client that fetches large payloads, connects."""
+    sqs = service == "sqs"
+    settings: dict[str, Any] = {
+        # Retries are ours: logged, unbounded, with jitter.
+        "retries": {"total_max_attempts": 1},
+        "connect_timeout": 10,
+        "read_timeout": config.wait_time_seconds + 20 if sqs else 60,
+        "max_pool_connections": config.pollers + (4 if sqs else 1),
     }
-
-
-def s3_client_options(config: Config) -> dict[str, Any]:
+    if not sqs:
+        # Path-style addressing works with every endpoint, local S3 servers included.
+        settings["s3"] = {"addressing_style": "path"}
     return {
         "region_name": config.region,
-        "endpoint_url": config.s3_endpoint_url,
-        "config": AioConfig(
-            retries={"total_max_attempts": 1},
-            connect_timeout=10,
-            read_timeout=60,
-            max_pool_connections=config.pollers + 1,
-            # Path-style addressing works with every endpoint, local S3 servers included.
-            s3={"addressing_style": "path"},
-        ),
+        "endpoint_url": config.endpoint_url if sqs else config.s3_endpoint_url,
+        "config": AioConfig(**settings),
     }
 
 
@@ -1331,12 +1322,12 @@ async def main(queue: Any, args: dict[str, Any]) -> None:
         session = create_session(config)
         async with contextlib.AsyncExitStack() as clients:
             client = await clients.enter_async_context(
-                session.create_client("sqs", **client_options(config))
+                session.create_client("sqs", **client_options(config, "sqs"))
             )
             s3 = None
             if config.large_payloads:
                 s3 = await clients.enter_async_context(
-                    session.create_client("s3", **s3_client_options(config))
+                    session.create_client("s3", **client_options(config, "s3"))
                 )
             queue_url = await resolve_queue_url(client, config)
             LOG.info(
