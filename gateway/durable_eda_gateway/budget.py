@@ -1,9 +1,10 @@
 """How long the gateway's AWS calls may take, all derived from GATEWAY_TIMEOUT_SECONDS.
 
-One request may make two AWS calls (a secrets refresh, then SendMessage), each with up to
-GATEWAY_SQS_MAX_ATTEMPTS attempts and botocore's pauses between them. The timeouts of one
-attempt are chosen so that both calls at their slowest still leave time to answer 503 with
-Retry-After before the request's time (on Lambda, the function timeout) runs out.
+One request may make two AWS calls (a secrets refresh, then SendMessage), three with a large
+payload bucket (PutObject before SendMessage), each with up to GATEWAY_SQS_MAX_ATTEMPTS
+attempts and botocore's pauses between them. The timeouts of one attempt are chosen so that
+every call at its slowest still leaves time to answer 503 with Retry-After before the
+request's time (on Lambda, the function timeout) runs out.
 """
 
 from __future__ import annotations
@@ -36,18 +37,19 @@ class AwsTimeouts:
         """The longest one AWS call can take: every attempt timing out, every pause taken."""
         return self.max_attempts * (self.connect + self.read) + retry_pauses(self.max_attempts)
 
-    @property
-    def needed_seconds(self) -> float:
-        """Time that must be left before starting a call: the call, then the answer."""
-        return self.call_seconds + ANSWER_RESERVE_SECONDS
+    def needed_seconds(self, calls: int = 1) -> float:
+        """Time that must be left before starting `calls` calls in a row, then the answer."""
+        return calls * self.call_seconds + ANSWER_RESERVE_SECONDS
 
 
-def aws_timeouts(request_seconds: float, max_attempts: int) -> AwsTimeouts:
-    """Per-attempt timeouts that fit CALLS_PER_REQUEST calls and the answer in `request_seconds`.
+def aws_timeouts(
+    request_seconds: float, max_attempts: int, calls: int = CALLS_PER_REQUEST
+) -> AwsTimeouts:
+    """Per-attempt timeouts that fit `calls` calls and the answer in `request_seconds`.
 
     ValueError if they cannot fit with at least MIN_ATTEMPT_SECONDS an attempt.
     """
-    per_call = (request_seconds - ANSWER_RESERVE_SECONDS) / CALLS_PER_REQUEST
+    per_call = (request_seconds - ANSWER_RESERVE_SECONDS) / calls
     per_attempt = (per_call - retry_pauses(max_attempts)) / max_attempts
     if per_attempt < MIN_ATTEMPT_SECONDS:
         raise ValueError(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from durable_eda_gateway.budget import AwsTimeouts, aws_timeouts
+from durable_eda_gateway.budget import CALLS_PER_REQUEST, AwsTimeouts, aws_timeouts
 from durable_eda_gateway.filtering import FilterRules, parse_rules
 
 PREFIX = "GATEWAY_"
@@ -53,6 +53,7 @@ NEVER_FORWARDED = frozenset(
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
 _SECRET_SEPARATORS = re.compile(r"[,\n]")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class ConfigError(ValueError):
@@ -86,6 +87,9 @@ class GatewayConfig:
     group_id_field: tuple[str, ...] | None = None
     delivery_id_headers: tuple[str, ...] = ("x-github-delivery", "webhook-id")
     max_message_bytes: int = 262_144
+    # An envelope over max_message_bytes goes to this bucket, and a pointer to the queue.
+    large_payload_bucket: str | None = None
+    max_request_bytes: int = 10_485_760
     retry_after_seconds: int = 5
     sqs_max_attempts: int = 3
     secrets_ttl_seconds: int = 300
@@ -99,7 +103,17 @@ class GatewayConfig:
 
     @property
     def aws_timeouts(self) -> AwsTimeouts:
-        return aws_timeouts(self.timeout_seconds, self.sqs_max_attempts)
+        return aws_timeouts(self.timeout_seconds, self.sqs_max_attempts, self.calls_per_request)
+
+    @property
+    def calls_per_request(self) -> int:
+        """AWS calls one request may make: secrets, PutObject (with a bucket), SendMessage."""
+        return CALLS_PER_REQUEST + 1 if self.large_payload_bucket else CALLS_PER_REQUEST
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body taken: without a bucket, what the queue takes."""
+        return self.max_request_bytes if self.large_payload_bucket else self.max_message_bytes
 
     def __post_init__(self) -> None:
         if not self.queue_url:
@@ -114,8 +128,9 @@ class GatewayConfig:
         if (self.signature_scheme is None) != (self.signing_secrets is None):
             raise ConfigError(f"{PREFIX}SIGNATURE_SCHEME and {PREFIX}SIGNING_SECRETS go together")
         _check_header_names(self)
+        _check_large_payloads(self)
         try:
-            aws_timeouts(self.timeout_seconds, self.sqs_max_attempts)
+            aws_timeouts(self.timeout_seconds, self.sqs_max_attempts, self.calls_per_request)
         except ValueError as error:
             raise ConfigError(
                 f"{error}: raise {PREFIX}TIMEOUT_SECONDS or lower {PREFIX}SQS_MAX_ATTEMPTS"
@@ -135,6 +150,17 @@ def _check_header_names(config: GatewayConfig) -> None:
     refused = {config.api_key_header, *NEVER_FORWARDED} & set(config.forward_headers)
     if refused:
         raise ConfigError(f"{PREFIX}FORWARD_HEADERS must not name credentials: {sorted(refused)}")
+
+
+def _check_large_payloads(config: GatewayConfig) -> None:
+    bucket = config.large_payload_bucket
+    if bucket is not None and not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(
+            f"{PREFIX}LARGE_PAYLOAD_BUCKET must be an S3 bucket name (3-63 characters: "
+            "lower-case letters, digits, dots and hyphens)"
+        )
+    if config.max_request_bytes < config.max_message_bytes:
+        raise ConfigError(f"{PREFIX}MAX_REQUEST_BYTES must not be below {PREFIX}MAX_MESSAGE_BYTES")
 
 
 def split_secrets(raw: str) -> tuple[str, ...]:
@@ -166,6 +192,8 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
             "DELIVERY_ID_HEADERS", ("x-github-delivery", "webhook-id")
         ),
         max_message_bytes=reader.integer("MAX_MESSAGE_BYTES", 262_144, 1024, 1_048_576),
+        large_payload_bucket=reader.text("LARGE_PAYLOAD_BUCKET", "") or None,
+        max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 10_485_760, 1024, 104_857_600),
         retry_after_seconds=reader.integer("RETRY_AFTER_SECONDS", 5, 1, 3600),
         sqs_max_attempts=reader.integer("SQS_MAX_ATTEMPTS", 3, 1, 10),
         secrets_ttl_seconds=reader.integer("SECRETS_TTL_SECONDS", 300, 0, 86_400),

@@ -1,6 +1,7 @@
 """The gateway itself: one request in, one answer out, shared by Lambda and the local service.
 
-Order of checks: method, size, authentication, content type, JSON, filter, envelope, SQS.
+Order of checks: method, size, authentication, content type, JSON, filter, envelope, SQS
+(an envelope too large for the queue goes to S3 first, and the queue gets a pointer).
 Authentication comes before anything that looks at the body's content, so an
 unauthenticated client learns nothing about what the gateway accepts.
 """
@@ -31,7 +32,13 @@ from durable_eda_gateway.auth import (
 )
 from durable_eda_gateway.config import GatewayConfig, SecretSpec
 from durable_eda_gateway.filtering import lookup
-from durable_eda_gateway.forwarder import OutgoingMessage, QueueFailureError, SqsForwarder
+from durable_eda_gateway.forwarder import (
+    OutgoingMessage,
+    QueueFailureError,
+    S3PayloadStore,
+    SqsForwarder,
+    StoreFailureError,
+)
 from durable_eda_gateway.secrets import CachedSecrets, SecretsUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -106,9 +113,11 @@ class Gateway:
         api_keys: CachedSecrets | None,
         signing_secrets: CachedSecrets | None,
         clock: Callable[[], float] = time.time,
+        payload_store: S3PayloadStore | None = None,
     ) -> None:
         self.config = config
         self._forwarder = forwarder
+        self._payload_store = payload_store
         self._api_keys = api_keys
         self._signing_secrets = signing_secrets
         self._clock = clock
@@ -135,8 +144,12 @@ class Gateway:
 
         def client_for(service: str) -> Any:
             if service not in clients:
+                options = client_config
+                if service == "s3" and config.aws_endpoint_url:
+                    # A local S3 (moto, MinIO) is one host: buckets go in the path.
+                    options = client_config.merge(Config(s3={"addressing_style": "path"}))
                 clients[service] = session.client(
-                    service, endpoint_url=config.aws_endpoint_url, config=client_config
+                    service, endpoint_url=config.aws_endpoint_url, config=options
                 )
             return clients[service]
 
@@ -151,6 +164,9 @@ class Gateway:
             )
 
         forwarder = SqsForwarder(client_for("sqs"), config.queue_url)
+        store = None
+        if config.large_payload_bucket:
+            store = S3PayloadStore(client_for("s3"), config.large_payload_bucket)
         # Clients are made here, not lazily in request threads: boto3 sessions are not thread-safe.
         if any(s is not None and s.secret_id for s in (config.api_keys, config.signing_secrets)):
             client_for("secretsmanager")
@@ -159,7 +175,12 @@ class Gateway:
         ):
             client_for("ssm")
         return cls(
-            config, forwarder, cached(config.api_keys), cached(config.signing_secrets), clock
+            config,
+            forwarder,
+            cached(config.api_keys),
+            cached(config.signing_secrets),
+            clock,
+            store,
         )
 
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -171,7 +192,7 @@ class Gateway:
     def _handle(self, request: HttpRequest) -> HttpResponse:
         if request.method.upper() != "POST":
             raise RejectError(405, "method_not_allowed", "only POST is accepted")
-        self._check_size(len(request.body))
+        self._check_body_size(len(request.body))
         secrets = self._authenticate(request)
         payload = parse_payload(request.headers, request.body)
         event_type = self._event_type(request.headers, payload)
@@ -183,7 +204,8 @@ class Gateway:
             logger.info("request %s filtered out (event_type=%s)", request.request_id, event_type)
             return self._accepted(request, {"forwarded": False, "reason": "filtered"})
         message = self._message(request, forwarded, event_type, secrets)
-        self._check_size(message.sqs_size())
+        if message.sqs_size() > self.config.max_message_bytes:
+            message = self._offload(request, message)
         if not self._has_time_for_aws(request):
             raise RejectError(
                 503,
@@ -205,13 +227,47 @@ class Gateway:
         payload["request_id"] = request.request_id
         return HttpResponse(202, payload, {"x-request-id": request.request_id})
 
-    def _check_size(self, size: int) -> None:
-        if size > self.config.max_message_bytes:
+    def _check_body_size(self, size: int) -> None:
+        if size > self.config.max_body_bytes:
+            raise RejectError(413, "payload_too_large", too_large(self.config))
+
+    def _offload(self, request: HttpRequest, message: OutgoingMessage) -> OutgoingMessage:
+        """The message with its envelope stored in S3, as a pointer SQS takes."""
+        store = self._payload_store
+        if store is None:
+            raise RejectError(413, "payload_too_large", too_large(self.config))
+        # Storing without the time to queue the pointer too would only leave an orphan.
+        if not self._has_time_for_aws(request, calls=2):
             raise RejectError(
-                413,
-                "payload_too_large",
-                f"the message exceeds the queue's limit of {self.config.max_message_bytes} bytes",
+                503,
+                "payload_store_unavailable",
+                "too little time left to store the payload; retry later",
+                self.config.retry_after_seconds,
             )
+        try:
+            key = store.put(message.body, self.config.source)
+        except StoreFailureError as failure:
+            if failure.throttled:
+                raise RejectError(
+                    429,
+                    "payload_store_throttled",
+                    "the payload store is throttling; retry later",
+                    self.config.retry_after_seconds,
+                ) from None
+            raise RejectError(
+                503,
+                "payload_store_unavailable",
+                "the payload store did not accept the payload; retry later",
+                self.config.retry_after_seconds,
+            ) from None
+        logger.info(
+            "request %s: envelope of %d bytes stored as s3://%s/%s",
+            request.request_id,
+            len(message.body),
+            store.bucket,
+            key,
+        )
+        return message.pointing_to(store.bucket, key)
 
     def _authenticate(self, request: HttpRequest) -> tuple[str, ...]:
         """The secrets the request was checked against, once it passed."""
@@ -233,15 +289,18 @@ class Gateway:
                 500, "gateway_misconfigured", "the gateway is misconfigured"
             ) from None
 
-    def _has_time_for_aws(self, request: HttpRequest) -> bool:
-        """Whether an AWS call at its slowest would still leave time to answer."""
+    def _has_time_for_aws(self, request: HttpRequest, calls: int = 1) -> bool:
+        """Whether `calls` AWS calls at their slowest would still leave time to answer."""
         if request.time_left is None:
             return True
         left = request.time_left()
-        if left >= self.config.aws_timeouts.needed_seconds:
+        if left >= self.config.aws_timeouts.needed_seconds(calls):
             return True
         logger.warning(
-            "request %s: %.1f s left, too little for an AWS call", request.request_id, left
+            "request %s: %.1f s left, too little for %d AWS call(s)",
+            request.request_id,
+            left,
+            calls,
         )
         return False
 
@@ -358,6 +417,12 @@ class Gateway:
                 "the queue did not accept the message; retry later",
                 self.config.retry_after_seconds,
             ) from None
+
+
+def too_large(config: GatewayConfig) -> str:
+    if config.large_payload_bucket:
+        return f"the body exceeds the gateway's limit of {config.max_request_bytes} bytes"
+    return f"the message exceeds the queue's limit of {config.max_message_bytes} bytes"
 
 
 def parse_payload(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:

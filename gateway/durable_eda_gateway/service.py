@@ -40,6 +40,7 @@ from durable_eda_gateway.core import (
     HttpResponse,
     RejectError,
     normalise_headers,
+    too_large,
 )
 
 logger = logging.getLogger(__name__)
@@ -231,11 +232,9 @@ class _Handler:
         if length is None:
             # The parser has already refused chunked bodies that also carry a length.
             raise RejectError(411, "length_required", "send the body with a Content-Length")
-        limit = self._gateway.config.max_message_bytes
-        if length > limit:
-            raise RejectError(
-                413, "payload_too_large", f"the body exceeds the queue's limit of {limit} bytes"
-            )
+        config = self._gateway.config
+        if length > config.max_body_bytes:
+            raise RejectError(413, "payload_too_large", too_large(config))
         if request.headers.get("expect", "").lower() == "100-continue":
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:

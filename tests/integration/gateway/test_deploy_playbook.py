@@ -58,7 +58,8 @@ def client(service: str, endpoint: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
 
 
-@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+# The standard queue's deployment also has a large payload bucket; the FIFO one has none.
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard-with-bucket", "fifo"])
 def test_deploy_creates_everything_and_a_second_run_changes_nothing(
     moto_endpoint: str, project_root: Path, collections_path: Path, tmp_path: Path, fifo: bool
 ) -> None:
@@ -78,8 +79,12 @@ def test_deploy_creates_everything_and_a_second_run_changes_nothing(
         "gateway_zip": str(tmp_path / "gateway.zip"),
         "gateway_extra_environment": {"GATEWAY_GROUP_ID_FIELD": "repository.full_name"},
         "gateway_fifo": fifo,
-        "gateway_timeout": 12,
     }
+    bucket = None if fifo else f"{name}-payloads"
+    if bucket is None:
+        extra_vars["gateway_timeout"] = 12
+    else:
+        extra_vars["gateway_large_payload_bucket"] = bucket
     suffix = ".fifo" if fifo else ""
 
     first = run_playbook(project_root, collections_path, extra_vars)
@@ -106,19 +111,28 @@ def test_deploy_creates_everything_and_a_second_run_changes_nothing(
     actions = {json.dumps(s["Action"]) for s in policy["Statement"]}
     assert '"sqs:SendMessage"' in actions
     assert '"secretsmanager:GetSecretValue"' in actions
+    puts = [s["Resource"] for s in policy["Statement"] if s["Action"] == "s3:PutObject"]
+    assert puts == ([] if bucket is None else [f"arn:aws:s3:::{bucket}/*"])
 
     function = client("lambda", moto_endpoint).get_function(FunctionName=name)["Configuration"]
     assert function["Handler"] == "durable_eda_gateway.lambda_function.handler"
     assert function["Role"] == iam.get_role(RoleName=name)["Role"]["Arn"]
-    # One setting: the function's timeout is the time the gateway budgets its AWS calls in.
-    assert function["Timeout"] == 12
+    # One setting: the function's timeout is the time the gateway budgets its AWS calls in;
+    # with a bucket, a request may make a third call, an upload, so it gets more by default.
+    timeout = 12 if bucket is None else 30
+    assert function["Timeout"] == timeout
+    large_payloads = {
+        "GATEWAY_LARGE_PAYLOAD_BUCKET": bucket,
+        "GATEWAY_MAX_REQUEST_BYTES": "10485760",
+    }
     assert function["Environment"]["Variables"] == {
         "GATEWAY_QUEUE_URL": queue_url,
         "GATEWAY_SOURCE": "github",
-        "GATEWAY_TIMEOUT_SECONDS": "12",
+        "GATEWAY_TIMEOUT_SECONDS": str(timeout),
         "GATEWAY_API_KEYS_SECRET_ID": secret["Name"],
         "GATEWAY_FILTER_RULES_FILE": "filter_rules.json",
         "GATEWAY_GROUP_ID_FIELD": "repository.full_name",
+        **({} if bucket is None else large_payloads),
     }
     url = client("lambda", moto_endpoint).get_function_url_config(FunctionName=name)
     assert url["AuthType"] == "NONE"
@@ -134,6 +148,8 @@ def test_deploy_creates_everything_and_a_second_run_changes_nothing(
         "GATEWAY_AWS_ENDPOINT_URL": moto_endpoint,
         "PYTHONPATH": str(task_root),
     }
+    if bucket is not None:
+        assert_private_expiring_bucket(moto_endpoint, bucket, days=14)
     answers = subprocess.run(
         [sys.executable, "-c", INVOKE],
         cwd=task_root,
@@ -143,18 +159,40 @@ def test_deploy_creates_everything_and_a_second_run_changes_nothing(
         timeout=60,
         check=True,
     ).stdout
-    assert json.loads(answers) == [[202, True], [202, False]]
+    if bucket is None:
+        assert json.loads(answers) == [[202, True], [202, False], [413, None]]
+        return
+    assert json.loads(answers) == [[202, True], [202, False], [202, True]]
+    # The large webhook went to the bucket, its pointer to the queue.
+    assert len(client("s3", moto_endpoint).list_objects_v2(Bucket=bucket)["Contents"]) == 1
+
+
+def assert_private_expiring_bucket(endpoint: str, bucket: str, days: int) -> None:
+    s3 = client("s3", endpoint)
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    [rule] = encryption["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    blocked = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert blocked == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    [lifecycle] = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert lifecycle["Status"] == "Enabled"
+    assert lifecycle["Expiration"] == {"Days": days}
 
 
 INVOKE = """
 import json
 from durable_eda_gateway.lambda_function import handler
 answers = []
-for status in ("failed", "ok"):
+for status, log in (("failed", ""), ("ok", ""), ("failed", "x" * 300_000)):
     event = {"version": "2.0", "headers": {"content-type": "application/json", "x-api-key": "k2"},
              "requestContext": {"http": {"method": "POST"}, "requestId": status},
-             "body": json.dumps({"status": status}), "isBase64Encoded": False}
+             "body": json.dumps({"status": status, "log": log}), "isBase64Encoded": False}
     reply = handler(event, None)
-    answers.append([reply["statusCode"], json.loads(reply["body"])["forwarded"]])
+    answers.append([reply["statusCode"], json.loads(reply["body"]).get("forwarded")])
 print(json.dumps(answers))
 """

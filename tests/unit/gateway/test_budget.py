@@ -14,18 +14,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 
-@given(request_seconds=st.integers(3, 900), max_attempts=st.integers(1, 10))
+@given(
+    request_seconds=st.integers(3, 900),
+    max_attempts=st.integers(1, 10),
+    calls=st.sampled_from([CALLS_PER_REQUEST, CALLS_PER_REQUEST + 1]),
+)
 def test_every_call_at_its_slowest_still_leaves_time_to_answer(
-    request_seconds: int, max_attempts: int
+    request_seconds: int, max_attempts: int, calls: int
 ) -> None:
     try:
-        timeouts = aws_timeouts(request_seconds, max_attempts)
+        timeouts = aws_timeouts(request_seconds, max_attempts, calls)
     except ValueError:
-        per_call = (request_seconds - ANSWER_RESERVE_SECONDS) / CALLS_PER_REQUEST
+        per_call = (request_seconds - ANSWER_RESERVE_SECONDS) / calls
         assert per_call - retry_pauses(max_attempts) < max_attempts * MIN_ATTEMPT_SECONDS
         return
-    slowest = CALLS_PER_REQUEST * timeouts.call_seconds + ANSWER_RESERVE_SECONDS
+    slowest = calls * timeouts.call_seconds + ANSWER_RESERVE_SECONDS
     assert slowest <= request_seconds + 1e-9
+    assert timeouts.needed_seconds(calls) == pytest.approx(slowest)
     assert timeouts.connect + timeouts.read >= MIN_ATTEMPT_SECONDS
     assert 0 < timeouts.connect <= timeouts.read
 

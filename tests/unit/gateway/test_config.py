@@ -20,6 +20,9 @@ def test_defaults_are_secure_and_complete() -> None:
     assert config.source == "webhook"
     assert config.api_key_header == "x-api-key"
     assert config.max_message_bytes == 262_144
+    assert config.large_payload_bucket is None
+    # Without a bucket nothing larger than the queue takes is read.
+    assert config.max_body_bytes == 262_144
     assert not config.fifo
     assert "authorization" not in config.forward_headers
 
@@ -53,6 +56,19 @@ def test_a_config_never_shows_its_secrets() -> None:
         ({"GATEWAY_FILTER_RULES": "{"}, "filter rules"),
         ({"GATEWAY_FILTER_RULES": '{"keep": "x"}'}, "keep"),
         ({"GATEWAY_FILTER_RULES_FILE": "/nonexistent/rules.json"}, "cannot be read"),
+        ({"GATEWAY_LARGE_PAYLOAD_BUCKET": "Not_A_Bucket"}, "LARGE_PAYLOAD_BUCKET"),
+        ({"GATEWAY_LARGE_PAYLOAD_BUCKET": "s3://payloads"}, "LARGE_PAYLOAD_BUCKET"),
+        ({"GATEWAY_MAX_REQUEST_BYTES": "200000"}, "MAX_REQUEST_BYTES must not be below"),
+        ({"GATEWAY_MAX_REQUEST_BYTES": "200000000"}, "between"),
+        # Three calls (secrets, PutObject, SendMessage) do not fit where two did.
+        (
+            {
+                "GATEWAY_TIMEOUT_SECONDS": "6",
+                "GATEWAY_SQS_MAX_ATTEMPTS": "2",
+                "GATEWAY_LARGE_PAYLOAD_BUCKET": "payloads",
+            },
+            "TIMEOUT_SECONDS",
+        ),
     ],
 )
 def test_unusable_settings_are_refused_by_name(overrides: dict[str, str], mentions: str) -> None:
@@ -88,3 +104,17 @@ def test_header_lists_are_lower_cased_and_fifo_follows_the_queue_name() -> None:
     assert config.forward_headers == ("content-type", "x-custom")
     assert config.event_type_field == ("event", "kind")
     assert config.fifo
+
+
+def test_a_bucket_raises_the_body_limit_to_the_request_maximum() -> None:
+    config = load_config(
+        {
+            "GATEWAY_QUEUE_URL": QUEUE,
+            "GATEWAY_API_KEYS": API_KEY,
+            "GATEWAY_LARGE_PAYLOAD_BUCKET": "durable-eda-payloads",
+        }
+    )
+    assert config.large_payload_bucket == "durable-eda-payloads"
+    assert config.max_body_bytes == 10 * 1024 * 1024
+    assert config.calls_per_request == 3
+    assert config_from(GATEWAY_TIMEOUT_SECONDS="6", GATEWAY_SQS_MAX_ATTEMPTS="2")
