@@ -38,6 +38,14 @@ sanity: $(READY)
 demo: prerequisites
 	$(BIN)/python demo/run_demo.py
 
+## The SQS source's soak (benchmarks/soak.py, README "Soak"): 10 minutes of steady traffic
+## through injected faults, then a backlog; about 20 minutes in all. SOAK_SECONDS=60 for a
+## short run. CI does not run it.
+.PHONY: soak soak-source
+soak: soak-source
+soak-source: prerequisites
+	PYTHONPATH=.:extensions/eda/plugins/event_source nice $(BIN)/python -m benchmarks.soak
+
 $(BUILD_READY): constraints.txt
 	@tools/check-prerequisites.sh $(PYTHON) --python-only
 	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
