@@ -69,8 +69,10 @@ bench: prerequisites
 ## Crash safety at issue 7's full sizes (200 events and 8 SIGKILLs; 600 events on 3
 ## activations; 6 FIFO groups x 50), durable mode and the plain control; prints the figures.
 ## make test runs the same tests small. DURABLE_EDA_SEED=N picks other kill moments.
-.PHONY: soak
-soak: prerequisites
+## Part of make soak; alone: make soak-crash.
+.PHONY: soak-crash
+soak: soak-crash
+soak-crash: prerequisites
 	DURABLE_EDA_SCALE=full $(BIN)/python -m pytest tests/e2e/test_crash_safety.py -s -p no:cacheprovider
 
 clean:
