@@ -242,7 +242,9 @@ class Activations:
             self.target.break_service(service)
             self.queue.send(failures([service])[0])
             sentinels.append(service)
-            receiver = self.wait_for(partial(self.receiver_of, service), 60, f"{service} taken")
+            receiver = self.wait_for(
+                partial(self.receiver_of, service), deadline(12), f"{service} taken"
+            )
             waiting -= {n for n in names if self.key(n) == receiver}
         self.wait_for(
             lambda: self.target.running(sentinels) == sentinels,
