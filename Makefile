@@ -36,7 +36,7 @@ sanity: $(READY)
 
 ## The whole pipeline, end to end, on a local SQS endpoint; ends by itself (see README).
 demo: prerequisites
-	$(BIN)/python demo/run_demo.py
+	$(BIN)/python -m demo.run_demo
 
 ## The SQS source's soak (benchmarks/soak.py, README "Soak"): 10 minutes of steady traffic
 ## through injected faults, then a backlog; about 20 minutes in all. SOAK_SECONDS=60 for a

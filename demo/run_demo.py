@@ -39,15 +39,15 @@ import boto3
 import yaml
 from moto.server import ThreadedMotoServer
 
+from demo.harness import DemoTarget, build_and_install_collection, tool, tool_env
+
 PROJECT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 HOST = "web01"
 PERSISTENCE_ID = "durable-eda-demo"
 # Long enough for a playbook run on a busy 2-core machine; the demo as a whole stays < 3 min.
 STEP_TIMEOUT = 60.0
 WAIT_TIME_SECONDS = 2
 STOP_TIMEOUT = 20.0
-_JOURNAL = re.compile(r"service=(\S+) host=(\S+) event=(\S+) outcome=(.*)$")
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,6 @@ class Settings:
     @property
     def logs(self) -> Path:
         return self.work / "logs"
-
-    @property
-    def services(self) -> Path:
-        return self.work / "services"
 
 
 def say(text: str = "") -> None:
@@ -148,54 +144,6 @@ def queue_counts(client: Any, url: str) -> tuple[int, int]:
 
 
 # --- The collection, the demo host ---------------------------------------------------
-
-
-def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.update(extra or {})
-    return env
-
-
-def install_collection(settings: Settings) -> Path:
-    """Build the collection's tarball and install it, as a user would."""
-    dist, collections = settings.work / "dist", settings.work / "collections"
-    galaxy = str(VENV_BIN / "ansible-galaxy")
-    build = [galaxy, "collection", "build", "--output-path", str(dist), str(PROJECT)]
-    subprocess.run(build, env=tool_env(), check=True, capture_output=True)
-    (tarball,) = dist.glob("durable-eda-*.tar.gz")
-    install = [galaxy, "collection", "install", "-p", str(collections), str(tarball)]
-    subprocess.run(install, env=tool_env(), check=True, capture_output=True)
-    return collections
-
-
-def write_inventory(settings: Settings) -> Path:
-    settings.services.mkdir(parents=True)
-    inventory = settings.work / "inventory.yml"
-    host_vars = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "durable_eda_service_state_dir": str(settings.services),
-    }
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {HOST: host_vars}}}))
-    return inventory
-
-
-def break_service(settings: Settings, service: str) -> None:
-    (settings.services / f"{service}.state").write_text("down\n")
-
-
-def service_state(settings: Settings, service: str) -> str:
-    path = settings.services / f"{service}.state"
-    return path.read_text().strip() if path.exists() else "missing"
-
-
-def remediations(settings: Settings) -> list[tuple[str, str]]:
-    """(service, outcome) of every restart_service run, from the demo host's journal."""
-    journal = settings.services / "remediations.log"
-    if not journal.exists():
-        return []
-    found = (_JOURNAL.search(line) for line in journal.read_text().splitlines())
-    return [(m.group(1), m.group(4)) for m in found if m]
 
 
 # --- The gateway (webhooks in) ---------------------------------------------------------
@@ -305,8 +253,10 @@ class EventPrinter:
             say(f"  <-  event arrived: {text[:120]}")
             return
         body = event.get("body")
-        if isinstance(body, dict) and body.get("gateway") == "durable.eda":
-            body = {"via gateway from": body.get("source"), **body.get("payload", {})}
+        # durable.eda.unwrap took the gateway's envelope off and kept its facts in meta.
+        gateway = event.get("meta", {}).get("gateway")
+        if isinstance(gateway, dict) and isinstance(body, dict):
+            body = {"via gateway from": gateway.get("source"), **body}
         say(f"  <-  event arrived: {json.dumps(body)[:120]}")
 
 
@@ -326,7 +276,7 @@ class Rulebook:
         self.runs += 1
         log_path = self.settings.logs / f"ansible-rulebook-{self.runs}.log"
         command = [
-            str(VENV_BIN / "ansible-rulebook"),
+            tool("ansible-rulebook"),
             "--rulebook",
             "durable.eda.remediate_failures_durable",
             "-i",
@@ -429,17 +379,17 @@ def alert(service: str, severity: str = "critical") -> dict[str, Any]:
 class JournalWatch:
     """Tells each remediation as the demo host's journal records it."""
 
-    settings: Settings
+    target: DemoTarget
     told: int = 0
 
     def wait_for(self, rulebook: Rulebook, services: list[str]) -> None:
         def all_done() -> bool:
             rulebook.check_alive()
-            runs = remediations(self.settings)
-            for service, outcome in runs[self.told :]:
-                say(f"  ->  {service} on {HOST}: {outcome}{_why(outcome)}")
+            runs = self.target.journal()
+            for run in runs[self.told :]:
+                say(f"  ->  {run.service} on {HOST}: {run.outcome}{_why(run.outcome)}")
             self.told = len(runs)
-            return set(services) <= {service for service, _outcome in runs}
+            return set(services) <= {run.service for run in runs}
 
         wait_for(all_done, f"remediation of {', '.join(services)}")
 
@@ -456,8 +406,8 @@ def run(settings: Settings) -> None:
     settings.logs.mkdir(parents=True)
     say(f"durable.eda demo (work folder {settings.work})")
     say("Installing the collection from its built tarball ...")
-    collections = install_collection(settings)
-    inventory = write_inventory(settings)
+    collections = build_and_install_collection(PROJECT, settings.work)
+    target = DemoTarget(settings.work, host=HOST).create()
 
     with sqs_endpoint(settings) as endpoint:
         where = f"local SQS (moto) at {endpoint}" if endpoint else f"AWS SQS in {settings.region}"
@@ -468,23 +418,28 @@ def run(settings: Settings) -> None:
         say(f"Webhook gateway listening on {gateway.url}")
         rulebook = Rulebook(
             settings,
-            inventory,
+            target.inventory,
             write_variables(settings, endpoint),
             rulebook_env(collections, endpoint),
         )
         try:
-            story(settings, client, queue_url, gateway, rulebook)
+            story(settings, target, client, queue_url, gateway, rulebook)
         finally:
             rulebook.stop()
             gateway.stop()
 
 
 def story(
-    settings: Settings, client: Any, queue_url: str, gateway: Gateway, rulebook: Rulebook
+    settings: Settings,
+    target: DemoTarget,
+    client: Any,
+    queue_url: str,
+    gateway: Gateway,
+    rulebook: Rulebook,
 ) -> None:
     first = ["web", "cache", "search"]
     for service in [*first, "mail"]:
-        break_service(settings, service)
+        target.break_service(service)
     say(f"\nOn {HOST}: {', '.join(first)} and mail are down.")
 
     say("\n1. ansible-rulebook (remediate_failures_durable.yml, H2 persistence) starts")
@@ -497,10 +452,10 @@ def story(
         client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(failure("search")))
     say("   and something that is not a failure.")
     client.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"status": "ok"}))
-    journal = JournalWatch(settings)
+    journal = JournalWatch(target)
     journal.wait_for(rulebook, first)
     wait_for(lambda: queue_counts(client, queue_url) == (0, 0), "the queue to empty")
-    storm_runs = [service for service, _outcome in remediations(settings)].count("search")
+    storm_runs = [run.service for run in target.journal()].count("search")
     say(f"   The storm of 5 'search' failures ran {storm_runs} remediation.")
 
     say("\n2. ansible-rulebook stops (SIGTERM); failures keep coming")
@@ -511,7 +466,7 @@ def story(
         time.sleep(WAIT_TIME_SECONDS + 0.5)
     later = ["mail", "billing", "auth"]
     for service in later[1:]:
-        break_service(settings, service)
+        target.break_service(service)
     for service in later:
         gateway.post(failure(service, status="error"))
     visible, _in_flight = queue_counts(client, queue_url)
@@ -522,16 +477,16 @@ def story(
     journal.wait_for(rulebook, later)
     wait_for(lambda: queue_counts(client, queue_url) == (0, 0), "the queue to empty")
     say("   Every event sent while it was down was remediated. The queue is empty.")
-    summarise(settings)
+    summarise(target)
 
 
-def summarise(settings: Settings) -> None:
-    runs = [service for service, _outcome in remediations(settings)]
-    say(f"\nOn {HOST} now (service, state, restart_service runs, diagnostics reports):")
-    for state in sorted(settings.services.glob("*.state")):
+def summarise(target: DemoTarget) -> None:
+    runs = [run.service for run in target.journal()]
+    say(f"\nOn {target.host} now (service, state, restart_service runs, diagnostics reports):")
+    for state in sorted(target.services.glob("*.state")):
         service = state.stem
-        reports = len(list((settings.services / "diagnostics").glob(f"{service}-*.txt")))
-        say(f"   {service:8} {service_state(settings, service):8} {runs.count(service)} {reports}")
+        reports = len(target.diagnostics(service))
+        say(f"   {service:8} {target.state(service):8} {runs.count(service)} {reports}")
 
 
 def main() -> int:
@@ -548,7 +503,7 @@ def main() -> int:
         return 130
     say(f"\nDone in {time.monotonic() - started:.0f} s; nothing is left running.")
     say(f"Logs: {settings.logs} (ansible-rulebook-1.log, ansible-rulebook-2.log, gateway.log)")
-    say(f"The demo host's services and remediation journal: {settings.services}")
+    say(f"The demo host's services and remediation journal: {settings.work / 'services'}")
     return 0
 
 

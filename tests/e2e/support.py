@@ -9,10 +9,8 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,18 +19,16 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from demo.harness import DemoTarget as DemoTarget
+from demo.harness import build_and_install_collection as build_and_install_collection
+from demo.harness import tool as tool
+from demo.harness import tool_env
 from tests.support.aws import ACCESS_KEY, REGION, SECRET_KEY, wait_until
 
-VENV_BIN = Path(sys.executable).parent
 # Long enough for a JVM start, short enough that a hung run fails the test quickly.
 EXIT_TIMEOUT = 30.0
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
-_JOURNAL_LINE = re.compile(r"restart_service service=(\S+) host=(\S+) event=(\S+) outcome=(.*)$")
-
-
-def tool(name: str) -> str:
-    return str(VENV_BIN / name)
 
 
 def subprocess_env(collections_path: Path) -> dict[str, str]:
@@ -41,9 +37,8 @@ def subprocess_env(collections_path: Path) -> dict[str, str]:
     AWS_* settings come from the test's environment, which isolated_aws_env has emptied of
     the developer's (config files included) and pointed at moto's fake credentials.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env = {k: v for k, v in tool_env().items() if not k.startswith("ANSIBLE_")}
     env.update(
-        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         ANSIBLE_COLLECTIONS_PATH=str(collections_path),
         AWS_ACCESS_KEY_ID=ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY=SECRET_KEY,
@@ -53,90 +48,6 @@ def subprocess_env(collections_path: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def build_and_install_collection(project_root: Path, where: Path) -> Path:
-    """`ansible-galaxy collection build` + `install -p`: the collection as users get it."""
-    tarballs, collections = where / "dist", where / "collections"
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run(
-        [tool("ansible-galaxy"), "collection", "build", "--output-path", str(tarballs), "."],
-        cwd=project_root,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    (tarball,) = tarballs.glob("durable-eda-*.tar.gz")
-    subprocess.run(
-        [tool("ansible-galaxy"), "collection", "install", "-p", str(collections), str(tarball)],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    return collections
-
-
-@dataclass
-class DemoTarget:
-    """A host whose "services" are state files: a failure really breaks, a restart really fixes."""
-
-    root: Path
-    host: str = "web01"
-
-    @property
-    def services(self) -> Path:
-        return self.root / "services"
-
-    @property
-    def inventory(self) -> Path:
-        return self.root / "inventory.yml"
-
-    def create(self) -> DemoTarget:
-        self.services.mkdir(parents=True, exist_ok=True)
-        host_vars = {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
-            "durable_eda_service_state_dir": str(self.services),
-        }
-        inventory = {"all": {"hosts": {self.host: host_vars}}}
-        self.inventory.write_text(yaml.safe_dump(inventory))
-        return self
-
-    def break_service(self, name: str) -> None:
-        (self.services / f"{name}.state").write_text("down\n")
-
-    def state(self, name: str) -> str:
-        path = self.services / f"{name}.state"
-        return path.read_text().strip() if path.exists() else "missing"
-
-    def running(self, names: list[str]) -> list[str]:
-        return [n for n in names if self.state(n) == "running"]
-
-    def journal(self) -> list[tuple[str, str, str]]:
-        """(service, event id, outcome) of every restart_service run, in order."""
-        journal = self.services / "remediations.log"
-        if not journal.exists():
-            return []
-        found = (_JOURNAL_LINE.search(line) for line in journal.read_text().splitlines())
-        return [(m.group(1), m.group(3), m.group(4)) for m in found if m]
-
-    def remediations(self) -> list[tuple[str, str]]:
-        """(service, event id) of every restart_service run that acted (the effects)."""
-        return [(s, e) for s, e, outcome in self.journal() if not outcome.startswith("skipped")]
-
-    def skips(self) -> list[tuple[str, str]]:
-        """(service, event id) of every run skipped because its event was remediated already."""
-        return [(s, e) for s, e, outcome in self.journal() if outcome.startswith("skipped")]
-
-    def records(self) -> list[dict[str, str]]:
-        """The remediation records (idempotency keys) the playbooks left on the host."""
-        return [json.loads(p.read_text()) for p in sorted((self.services / "remediated").glob("*"))]
-
-    def runs_per_service(self) -> Counter[str]:
-        return Counter(service for service, _ in self.remediations())
-
-    def diagnostics(self, name: str) -> list[Path]:
-        return sorted((self.services / "diagnostics").glob(f"{name}-*.txt"))
 
 
 @dataclass

@@ -30,7 +30,8 @@ def test_demo_runs_to_the_end_and_leaves_nothing_running(
     work = tmp_path / "demo-work"
     env = {**os.environ, "DEMO_WORK": str(work), "DEMO_QUEUE": "demo-test"}
     result = subprocess.run(
-        [sys.executable, str(project_root / "demo" / "run_demo.py")],
+        [sys.executable, "-m", "demo.run_demo"],
+        cwd=project_root,
         env=env,
         capture_output=True,
         text=True,
