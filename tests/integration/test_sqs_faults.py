@@ -173,3 +173,22 @@ async def test_settling_on_stop_against_a_dead_endpoint_ends_and_says_so(
         done, _ = await asyncio.wait({engine.source}, timeout=60)
         assert engine.source in done, "the source never finished stopping"
     assert "could not settle 1 held messages on stop" in caplog.text
+
+
+async def test_a_renewal_refused_while_the_message_is_being_deleted_leaves_it_to_the_delete(
+    queue: TestQueue, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue.send("acknowledged, its delete retried while the heartbeat renews it")
+    # The delete fails on SQS's side for a while, so the heartbeat renews the message
+    # meanwhile, and that renewal is refused as if the delete had already gone through.
+    # Six failures back off for 6 s at least: longer than a renewal takes to fall due.
+    proxy.inject(failed_entries(sender_fault=False), action="DeleteMessageBatch", times=6)
+    refusal = failed_entries(sender_fault=True, code="ReceiptHandleIsInvalid")
+    proxy.inject(refusal, action="ChangeMessageVisibilityBatch")
+    caplog.set_level(logging.WARNING, logger="durable.eda.aws_sqs_queue")
+    args = source_args(queue, proxy.url, visibility_timeout=2)
+    async with running_source(args, feedback=True) as engine:
+        await consume(engine, 1)
+        await eventually(lambda: proxy.pending_faults() == 0, what="the refused renewal")
+        await eventually(lambda: queue.counts() == (0, 0), what="deleted after all")
+    assert "refused to renew" not in caplog.text

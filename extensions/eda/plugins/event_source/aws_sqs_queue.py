@@ -1177,14 +1177,26 @@ class SQSSource:
             elif not failure.get("SenderFault"):
                 retry[message_id] = str(failure.get("Code", "unknown"))
             else:
-                LOG.warning(
-                    "SQS refused to %s message %s (%s); it may be delivered again",
-                    action.verb,
-                    message_id,
-                    failure.get("Code"),
-                )
-                self.leases.drop(message_id)
+                self._refused(action, message_id, str(failure.get("Code")))
         return retry
+
+    def _refused(self, action: BatchAction, message_id: str, code: str) -> None:
+        lease = self.leases.held.get(message_id)
+        if lease is None:
+            return
+        if not action.ends_lease and lease.acknowledged:
+            # A renewal racing the message's own delete: the delete decides its fate.
+            LOG.debug(
+                "renewal of message %s refused (%s) while it is being deleted", message_id, code
+            )
+            return
+        LOG.warning(
+            "SQS refused to %s message %s (%s); it may be delivered again",
+            action.verb,
+            message_id,
+            code,
+        )
+        self.leases.drop(message_id)
 
     # Keeping held messages invisible -------------------------------------------------
 
