@@ -375,6 +375,31 @@ def alert(service: str, severity: str = "critical") -> dict[str, Any]:
     return {"severity": severity, "service": service, "host": HOST, "summary": "p99 > 2 s"}
 
 
+def alarm_through_sns(service: str) -> dict[str, Any]:
+    """A CloudWatch alarm's change to ALARM, as its SNS topic delivers it to an SQS queue
+    (without raw delivery, the alarm is a JSON string in the notification's Message)."""
+    alarm = {
+        "AlarmName": f"{HOST}-{service}-5xx",
+        "NewStateValue": "ALARM",
+        "OldStateValue": "OK",
+        "NewStateReason": "Threshold Crossed: 1 datapoint [42.0] was greater than 10.0",
+        "StateChangeTime": time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime()),
+        "Trigger": {
+            "MetricName": "5xxErrors",
+            "Namespace": "Demo",
+            "Dimensions": [{"name": "service", "value": service}, {"name": "host", "value": HOST}],
+        },
+    }
+    return {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:eda-alarms",
+        "Subject": f'ALARM: "{alarm["AlarmName"]}"',
+        "Message": json.dumps(alarm),
+        "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+    }
+
+
 @dataclass
 class JournalWatch:
     """Tells each remediation as the demo host's journal records it."""
@@ -437,7 +462,7 @@ def story(
     gateway: Gateway,
     rulebook: Rulebook,
 ) -> None:
-    first = ["web", "cache", "search"]
+    first = ["web", "cache", "search", "api"]
     for service in [*first, "mail"]:
         target.break_service(service)
     say(f"\nOn {HOST}: {', '.join(first)} and mail are down.")
@@ -450,6 +475,8 @@ def story(
     say("   and a CI system writes to SQS directly: 'search' failed, five times (a storm),")
     for _report in range(5):
         client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(failure("search")))
+    say("   A CloudWatch alarm on 'api' goes to ALARM; its SNS topic delivers it to the queue,")
+    client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(alarm_through_sns("api")))
     say("   and something that is not a failure.")
     client.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"status": "ok"}))
     journal = JournalWatch(target)

@@ -43,6 +43,6 @@ def test_demo_runs_to_the_end_and_leaves_nothing_running(
     assert "The storm of 5 'search' failures ran 1 remediation." in output
     assert "Every event sent while it was down was remediated. The queue is empty." in output
     assert f"Logs: {work / 'logs'}" in output
-    for service in ("web", "cache", "search", "mail", "billing", "auth"):
+    for service in ("web", "cache", "search", "api", "mail", "billing", "auth"):
         assert (work / "services" / f"{service}.state").read_text() == "running\n"
     assert processes_mentioning(str(work)) == []
