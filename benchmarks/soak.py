@@ -200,6 +200,10 @@ class Taken:
         with self.lock:
             return sum(n - 1 for n in self.ids.values() if n > 1)
 
+    def duplicated_ids(self) -> list[str]:
+        with self.lock:
+            return sorted(message_id for message_id, n in self.ids.items() if n > 1)
+
 
 class SourceProcess:
     def __init__(self, endpoint: str, queue_name: str, settings: Settings, log: IO[bytes]) -> None:
@@ -407,6 +411,7 @@ class Result:
     samples: list[Sample]
     lost: int
     duplicates: int
+    duplicated_ids: list[str]
     crashed: str
     exit_code: int
     faults: Counter[str]
@@ -519,6 +524,7 @@ def run(moto: str, settings: Settings, log: IO[bytes]) -> Result:
             samples=sampler.samples,
             lost=len(missing),
             duplicates=source.taken.duplicates(),
+            duplicated_ids=source.taken.duplicated_ids(),
             crashed=source.taken.ending if source.taken.ending != "stopped" else "",
             exit_code=exit_code,
             faults=faults.injected,
@@ -582,6 +588,9 @@ def report(result: Result, out: IO[str] = sys.stdout) -> None:
     print(f"  faults injected: {dict(sorted(result.faults.items()))}", file=out)
     print(f"  requests by action: {dict(sorted(result.actions.items()))}", file=out)
     print(f"  duplicates (taken more than once): {result.duplicates}", file=out)
+    if result.duplicated_ids:
+        # To look up in the source's log, e.g. a delete SQS refused.
+        print(f"  taken more than once: {' '.join(result.duplicated_ids[:20])}", file=out)
     print(
         f"  source: {result.crashed or 'never ended by itself'} (exit {result.exit_code})", file=out
     )
