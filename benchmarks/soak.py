@@ -591,12 +591,18 @@ def report(result: Result, out: IO[str] = sys.stdout) -> None:
     if result.duplicated_ids:
         # To look up in the source's log, e.g. a delete SQS refused.
         print(f"  taken more than once: {' '.join(result.duplicated_ids[:20])}", file=out)
-    print(
-        f"  source: {result.crashed or 'never ended by itself'} (exit {result.exit_code})", file=out
-    )
+    print(f"  source: {source_ending(result)} (exit {result.exit_code})", file=out)
     report_rss(result, out)
     for check, passed in result.checks().items():
         print(f"  {check}: {'ok' if passed else 'FAILED'}", file=out)
+
+
+def source_ending(result: Result) -> str:
+    if result.crashed:
+        return result.crashed
+    if result.exit_code:
+        return "the source process died without a word"
+    return "never ended by itself"
 
 
 def report_rss(result: Result, out: IO[str]) -> None:
