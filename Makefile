@@ -21,7 +21,7 @@ prerequisites: $(READY)
 
 ## Every test: lint, type checks, sanity, unit, integration and end-to-end.
 test: prerequisites lint sanity
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -m "not soak" tests
 
 lint: $(READY)
 	$(BIN)/ruff check .
@@ -73,7 +73,8 @@ bench: prerequisites
 .PHONY: soak-crash
 soak: soak-crash
 soak-crash: prerequisites
-	DURABLE_EDA_SCALE=full $(BIN)/python -m pytest tests/e2e/test_crash_safety.py -s -p no:cacheprovider
+	DURABLE_EDA_SCALE=full $(BIN)/python -m pytest tests/e2e/test_crash_safety.py \
+		tests/e2e/test_durability.py -s -p no:cacheprovider
 
 clean:
 	rm -rf build $(BUILD_VENV) .pytest_cache .mypy_cache .ruff_cache

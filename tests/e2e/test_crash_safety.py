@@ -425,6 +425,7 @@ def holds_two(activations: Activations, rulebook_name: str) -> bool:
     return len(activations.proxy.held(Activations.key("a"))) >= 2
 
 
+@pytest.mark.soak
 def test_competing_durable_activations_lose_nothing_when_one_is_killed(
     activations: Activations, target: DemoTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -437,6 +438,7 @@ def test_competing_durable_activations_lose_nothing_when_one_is_killed(
     assert outcome.duplicate_deliveries <= len(held)
 
 
+@pytest.mark.soak
 def test_competing_plain_activations_lose_what_the_killed_one_had_taken(
     activations: Activations, target: DemoTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -28,6 +28,9 @@ def break_all(target: DemoTarget, services: list[str]) -> None:
         target.break_service(service)
 
 
+# test_crash_safety's repeated SIGKILLs cover this in make test; this single kill runs in
+# make soak-crash.
+@pytest.mark.soak
 def test_sigkill_while_events_flow_loses_nothing_in_durable_mode(
     queue: TestQueue,
     target: DemoTarget,
