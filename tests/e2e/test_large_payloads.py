@@ -14,13 +14,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config as BotoConfig
 
 from tests.e2e.conftest import RulebookFactory
 from tests.e2e.support import DemoTarget, NotifyReceiver
-from tests.support.aws import REGION, TestQueue
+from tests.support.aws import TestQueue, s3_client
 from tests.unit.gateway.support import API_KEY, config_for, serving
 
 pytestmark = pytest.mark.e2e
@@ -58,15 +56,6 @@ RULEBOOK = """
             remediation_event_id: "{{ event.meta.uuid }}"
             notify_url: "{{ notify_url }}"
 """
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        config=BotoConfig(s3={"addressing_style": "path"}),
-    )
 
 
 def stored_keys(endpoint: str, bucket: str) -> list[str]:

@@ -12,17 +12,13 @@ import logging
 import uuid
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config as BotoConfig
 
 from tests.integration.source_harness import consume, eventually, running_source, source_args
 from tests.support.aws import (
-    ACCESS_KEY,
-    REGION,
-    SECRET_KEY,
     TestQueue,
     create_queue_with_dead_letters,
+    s3_client,
 )
 from tests.support.fault_proxy import FaultProxy, aws_error
 
@@ -30,17 +26,6 @@ pytestmark = pytest.mark.asyncio
 
 POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
 LARGE = {"status": "failed", "service": "nginx", "host": "web01", "log": "x" * 300_000}
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=BotoConfig(s3={"addressing_style": "path"}),
-    )
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config as BotoConfig
 
 REGION = "us-east-1"
 # moto accepts any credentials; these are recognisable so tests can check they never leak.
@@ -25,6 +26,18 @@ def sqs_client(endpoint: str) -> Any:
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
+    )
+
+
+def s3_client(endpoint: str) -> Any:
+    """Path-style addressing: moto serves S3 on the same loopback endpoint as SQS."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=BotoConfig(s3={"addressing_style": "path"}),
     )
 
 

@@ -14,15 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
-from botocore.config import Config as BotoConfig
 from durable_eda_gateway import lambda_function
 from durable_eda_gateway.core import HttpResponse
 
 from tests.integration.gateway.test_lambda_time_budget import LambdaContext, use_environment
 from tests.integration.source_harness import running_source, source_args
-from tests.support.aws import REGION, TestQueue
+from tests.support.aws import TestQueue, s3_client
 from tests.support.fault_proxy import RESET, SERVER_ERROR, UNAVAILABLE, FaultProxy, aws_error
 from tests.unit.gateway.support import (
     API_KEY,
@@ -38,15 +36,6 @@ POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
 LARGE = {"status": "failed", "service": "nginx", "host": "web01", "log": "x" * 300_000}
 # What moto's S3 requests are to the fault proxy: they carry no SQS action.
 S3_CALL = ""
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        config=BotoConfig(s3={"addressing_style": "path"}),
-    )
 
 
 @pytest.fixture
