@@ -1,4 +1,9 @@
-"""Fixtures shared by every test: one moto server per session, isolated AWS settings."""
+"""Fixtures shared by every test: one moto server per session, isolated AWS settings.
+
+Figures a test counted (events lost, duplicates) go to `record_property("figures", line)`:
+they are printed in the run's summary, also from pytest-xdist's workers, whose own output
+is not shown.
+"""
 
 from __future__ import annotations
 
@@ -60,3 +65,19 @@ def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # A teardown report carries every property its test recorded, and each test has one.
+    lines = [
+        f"{report.nodeid.rsplit('::', 1)[-1]}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "teardown"
+        for name, value in report.user_properties
+        if name == "figures"
+    ]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -27,6 +27,15 @@ from tests.support.aws import ACCESS_KEY, REGION, SECRET_KEY, wait_until
 
 # Long enough for a JVM start, short enough that a hung run fails the test quickly.
 EXIT_TIMEOUT = 30.0
+
+
+def handled_timeout(runs: int) -> float:
+    """How long to wait for `runs` playbook runs, ansible-rulebook's start included. A run
+    takes about 2 s on idle cores; 10-20 s was seen on 2 cores busy with other tests. Only a
+    failing test waits this long."""
+    return 120 + 20.0 * runs
+
+
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 

@@ -40,6 +40,8 @@ from tests.support.aws import REGION, TestQueue, create_queue, sqs_client, wait_
 
 logger = logging.getLogger(__name__)
 
+RecordProperty = Callable[[str, object], None]
+
 DURABLE = "durable.eda.remediate_failures_durable"
 PLAIN = "durable.eda.remediate_failures"
 # Held messages of a killed process come back after this; the heartbeat renews it meanwhile.
@@ -130,13 +132,13 @@ class Outcome:
     def duplicate_effects(self) -> int:
         return sum(n - 1 for n in self.effects.values())
 
-    def report(self, capsys: pytest.CaptureFixture[str], extra: str = "") -> None:
-        with capsys.disabled():
-            print(
-                f"\n[{self.label}] {len(self.events)} events, {self.kills} SIGKILLs: "
-                f"{len(self.lost)} lost, {self.duplicate_deliveries} duplicate deliveries, "
-                f"{self.duplicate_effects} duplicate effects{extra}"
-            )
+    def report(self, record_property: RecordProperty, extra: str = "") -> None:
+        record_property(
+            "figures",
+            f"[{self.label}] {len(self.events)} events, {self.kills} SIGKILLs: "
+            f"{len(self.lost)} lost, {self.duplicate_deliveries} duplicate deliveries, "
+            f"{self.duplicate_effects} duplicate effects{extra}",
+        )
 
 
 @dataclass
@@ -337,22 +339,22 @@ def crash_repeatedly(activations: Activations, target: DemoTarget, rulebook_name
 
 
 def test_repeated_sigkills_lose_nothing_and_act_once_in_durable_mode(
-    activations: Activations, target: DemoTarget, capsys: pytest.CaptureFixture[str]
+    activations: Activations, target: DemoTarget, record_property: RecordProperty
 ) -> None:
     outcome = crash_repeatedly(activations, target, DURABLE)
-    outcome.report(capsys, f" (seed {seed()})")
+    outcome.report(record_property, f" (seed {seed()})")
     assert outcome.lost == []
     # Deliveries are at least once (counted above); the playbooks' records keep effects once.
     assert outcome.duplicate_effects == 0, outcome.effects
 
 
 def test_repeated_sigkills_lose_events_with_the_plain_rulebook(
-    activations: Activations, target: DemoTarget, capsys: pytest.CaptureFixture[str]
+    activations: Activations, target: DemoTarget, record_property: RecordProperty
 ) -> None:
     """The control: the same scenario without feedback and persistence loses events, which
     is the difference durable mode exists to make."""
     outcome = crash_repeatedly(activations, target, PLAIN)
-    outcome.report(capsys, f" (seed {seed()})")
+    outcome.report(record_property, f" (seed {seed()})")
     assert outcome.lost, "the plain rulebook lost nothing: the control no longer shows a loss"
 
 
@@ -427,10 +429,10 @@ def holds_two(activations: Activations, rulebook_name: str) -> bool:
 
 @pytest.mark.soak
 def test_competing_durable_activations_lose_nothing_when_one_is_killed(
-    activations: Activations, target: DemoTarget, capsys: pytest.CaptureFixture[str]
+    activations: Activations, target: DemoTarget, record_property: RecordProperty
 ) -> None:
     outcome, held = compete(activations, target, DURABLE)
-    outcome.report(capsys, f"; the killed activation held {len(held)}")
+    outcome.report(record_property, f"; the killed activation held {len(held)}")
     assert outcome.lost == []
     assert outcome.duplicate_effects == 0, outcome.effects
     # A duplicate delivery is an event the killed activation had persisted but not deleted
@@ -440,10 +442,10 @@ def test_competing_durable_activations_lose_nothing_when_one_is_killed(
 
 @pytest.mark.soak
 def test_competing_plain_activations_lose_what_the_killed_one_had_taken(
-    activations: Activations, target: DemoTarget, capsys: pytest.CaptureFixture[str]
+    activations: Activations, target: DemoTarget, record_property: RecordProperty
 ) -> None:
     outcome, _held = compete(activations, target, PLAIN)
-    outcome.report(capsys)
+    outcome.report(record_property)
     assert outcome.lost, "the killed plain activation lost nothing: the control shows no loss"
 
 
@@ -498,7 +500,7 @@ def test_fifo_groups_keep_their_order_across_three_durable_consumers(
     activations: Activations,
     moto_endpoint: str,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    record_property: RecordProperty,
 ) -> None:
     """Within a group, each message reaches an engine only after the one sent before it
     has reached one, and when another consumer takes the next one, only after the first
@@ -553,13 +555,13 @@ def test_fifo_groups_keep_their_order_across_three_durable_consumers(
                 handoffs += 1
                 if after.at <= deleted_at[(group, before.seq)]:
                     early_handoffs.append((group, before.seq, after.seq))
-    with capsys.disabled():
-        print(
-            f"\n[FIFO x3 consumers] {size.fifo_groups} groups x {size.fifo_per_group}: "
-            f"{len(expected - set(copies))} lost, {sum(copies.values()) - len(copies)} "
-            f"duplicate deliveries, {handoffs} hand-offs between consumers, "
-            f"{len(out_of_order)} groups out of order"
-        )
+    record_property(
+        "figures",
+        f"[FIFO x3 consumers] {size.fifo_groups} groups x {size.fifo_per_group}: "
+        f"{len(expected - set(copies))} lost, {sum(copies.values()) - len(copies)} "
+        f"duplicate deliveries, {handoffs} hand-offs between consumers, "
+        f"{len(out_of_order)} groups out of order",
+    )
     assert set(copies) == expected
     assert out_of_order == []
     assert early_handoffs == []

@@ -11,13 +11,11 @@ import pytest
 from durable_eda_gateway.service import GatewayServer
 
 from tests.e2e.conftest import RulebookFactory
-from tests.e2e.support import DemoTarget, NotifyReceiver
+from tests.e2e.support import DemoTarget, NotifyReceiver, handled_timeout
 from tests.support.aws import TestQueue
 from tests.unit.gateway.support import API_KEY, config_for, serving
 
 pytestmark = pytest.mark.e2e
-
-HANDLED_TIMEOUT = 90.0
 
 
 @pytest.fixture
@@ -50,7 +48,7 @@ def test_a_webhook_through_the_gateway_is_remediated_on_its_host(
         rulebook = start_rulebook(queue, notify_url=receiver.url)
         forged = post_webhook(gateway, failure, api_key="not-the-key")
         accepted = post_webhook(gateway, failure, api_key=API_KEY)
-        rulebook.wait_for(lambda: receiver.posts, HANDLED_TIMEOUT, "the remediation outcome")
+        rulebook.wait_for(lambda: receiver.posts, handled_timeout(1), "the remediation outcome")
 
     assert forged[0] == 401
     status, answer = accepted
