@@ -19,9 +19,11 @@ $(READY): requirements.txt requirements-test.txt constraints.txt
 prerequisites: $(READY)
 	@tools/check-prerequisites.sh $(BIN)/python
 
-## Every test: lint, type checks, sanity, unit, integration and end-to-end.
+## Every test: lint, type checks, sanity, unit, integration and end-to-end. Two pytest-xdist
+## workers: an end-to-end test keeps about one core busy; what tests count is printed under
+## "figures" at the end.
 test: prerequisites lint sanity
-	$(BIN)/python -m pytest -m "not soak" tests
+	$(BIN)/python -m pytest --numprocesses 2 --dist worksteal -m "not soak" tests
 
 lint: $(READY)
 	$(BIN)/ruff check .
