@@ -34,6 +34,7 @@ from tests.e2e.support import (
     NotifyReceiver,
     RecordingProxy,
     Rulebook,
+    handled_timeout,
     subprocess_env,
 )
 from tests.support.aws import REGION, TestQueue, create_queue, sqs_client, wait_until
@@ -47,9 +48,6 @@ PLAIN = "durable.eda.remediate_failures"
 # Held messages of a killed process come back after this; the heartbeat renews it meanwhile.
 # A long one tolerates renewals queued behind other calls at the proxy.
 VISIBILITY_TIMEOUT = 10
-# Seconds allowed per event (a playbook run: about 2 s on 2 idle cores, 10-20 s seen on 2
-# cores shared with other test runs), on top of a fixed margin. Only a failure waits this.
-SECONDS_PER_EVENT = 20.0
 
 
 @dataclass(frozen=True)
@@ -91,10 +89,6 @@ def sizes() -> Sizes:
 
 def seed() -> int:
     return int(os.environ.get("DURABLE_EDA_SEED", "7"))
-
-
-def deadline(events: int) -> float:
-    return 120 + SECONDS_PER_EVENT * events
 
 
 def failures(services: list[str]) -> list[str]:
@@ -224,7 +218,9 @@ class Activations:
     def drained(self, events: int) -> None:
         """Wait until every message is deleted; durable mode withholds acknowledgements
         while more than 10 actions wait, so that can take up to `events` actions."""
-        self.wait_for(lambda: self.queue.counts() == (0, 0), deadline(events), "an empty queue")
+        self.wait_for(
+            lambda: self.queue.counts() == (0, 0), handled_timeout(events), "an empty queue"
+        )
 
     def receiver_of(self, text: str) -> str | None:
         """The access key of the first activation that received a message containing `text`."""
@@ -245,12 +241,12 @@ class Activations:
             self.queue.send(failures([service])[0])
             sentinels.append(service)
             receiver = self.wait_for(
-                partial(self.receiver_of, service), deadline(12), f"{service} taken"
+                partial(self.receiver_of, service), handled_timeout(12), f"{service} taken"
             )
             waiting -= {n for n in names if self.key(n) == receiver}
         self.wait_for(
             lambda: self.target.running(sentinels) == sentinels,
-            deadline(len(names) * 12),
+            handled_timeout(len(names) * 12),
             "the sentinels remediated",
         )
 
@@ -313,13 +309,13 @@ def crash_repeatedly(activations: Activations, target: DemoTarget, rulebook_name
         target_handled = activations.handled(services) + rng.randint(1, span)
         activations.wait_for(
             partial(progressed_or_drained, activations, services, target_handled),
-            deadline(span),
+            handled_timeout(span),
             f"{target_handled} events handled",
         )
         if kill == 0 and not durable:
             activations.wait_for(
                 partial(engine_holds_taken, activations, services, sent),
-                deadline(2),
+                handled_timeout(2),
                 "the engine to hold two taken events",
             )
         # The random moment itself, inside a playbook run: not a wait for a condition.
@@ -386,14 +382,14 @@ def compete(
     a_key = Activations.key("a")
     activations.wait_for(
         lambda: len(activations.proxy.deliveries(a_key)) >= len(first),
-        deadline(len(first)),
+        handled_timeout(len(first)),
         "a to take the first burst",
     )
     for name in ("b", "c"):
         activations.start(name, rulebook_name)
     activations.wait_for(
         lambda: activations.notified["a"].posts and holds_two(activations, rulebook_name),
-        deadline(len(first)),
+        handled_timeout(len(first)),
         "a to hold two messages after its first remediation",
     )
     activations.running["a"].kill()
@@ -403,7 +399,7 @@ def compete(
         # The next burst once half of what was sent is handled: traffic arrives in waves.
         activations.wait_for(
             partial(lambda enough: activations.handled(services) >= enough, sent // 2),
-            deadline(sent),
+            handled_timeout(sent),
             "half of the sent events handled",
         )
         activations.queue.send_many(failures(burst))
@@ -534,7 +530,7 @@ def test_fifo_groups_keep_their_order_across_three_durable_consumers(
 
     activations.wait_for(
         lambda: {(a.group, a.seq) for a in arrivals(activations)} >= expected,
-        deadline(len(expected) // 4),
+        handled_timeout(len(expected) // 4),
         "every message to reach an engine",
     )
     activations.drained(len(expected))
