@@ -500,7 +500,10 @@ def test_fifo_groups_keep_their_order_across_three_durable_consumers(
 ) -> None:
     """Within a group, each message reaches an engine only after the one sent before it
     has reached one, and when another consumer takes the next one, only after the first
-    was deleted (which the source does only once the engine acknowledged it)."""
+    was deleted (which the source does only once the engine acknowledged it). A message
+    can reach a second consumer when the first held it past its visibility timeout (seen
+    once at full size: an ansible-rulebook silent for 13 s on 2 overloaded cores, its 6
+    held messages redelivered in order); that is a duplicate delivery, counted."""
     size = sizes()
     fifo = create_queue(moto_endpoint, fifo=True)
     activations.queue = TestQueue(fifo.name, fifo.url, sqs_client(activations.proxy.url))
@@ -549,7 +552,9 @@ def test_fifo_groups_keep_their_order_across_three_durable_consumers(
         for before, after in pairwise(in_group):
             if before.consumer != after.consumer:
                 handoffs += 1
-                if after.at <= deleted_at[(group, before.seq)]:
+                # The same message again is a redelivery (a duplicate, counted): its holder
+                # stalled past the visibility timeout, and SQS then gives it to another.
+                if before.seq != after.seq and after.at <= deleted_at[(group, before.seq)]:
                     early_handoffs.append((group, before.seq, after.seq))
     record_property(
         "figures",
