@@ -145,8 +145,9 @@ options:
     description:
       - Seconds a received message stays invisible to other consumers, 0 to 43200. A heartbeat
         renews it while the message waits for the engine, so it only bounds how long a message
-        stays hidden after the process dies. 0 disables the heartbeat and lets a held message
-        be delivered again at once.
+        stays hidden after the process dies, or stalls (a process silent for longer loses what
+        it holds to another consumer, which is a duplicate delivery). 0 disables the heartbeat
+        and lets a held message be delivered again at once.
     type: int
     default: 30
   pollers:
