@@ -19,26 +19,24 @@ SECRET_KEY = "s3cr3t-durable-eda-secret-key-never-logged"
 SESSION_TOKEN = "durable-eda-session-token-never-logged"
 
 
-def sqs_client(endpoint: str) -> Any:
+def _client(service: str, endpoint: str, **options: Any) -> Any:
     return boto3.client(
-        "sqs",
+        service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
+        **options,
     )
+
+
+def sqs_client(endpoint: str) -> Any:
+    return _client("sqs", endpoint)
 
 
 def s3_client(endpoint: str) -> Any:
     """Path-style addressing: moto serves S3 on the same loopback endpoint as SQS."""
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=BotoConfig(s3={"addressing_style": "path"}),
-    )
+    return _client("s3", endpoint, config=BotoConfig(s3={"addressing_style": "path"}))
 
 
 @dataclass(frozen=True)
