@@ -132,7 +132,8 @@ class DemoTarget:
 
     def records(self) -> list[dict[str, str]]:
         """The remediation records (idempotency keys) the playbooks left on the host."""
-        return [json.loads(p.read_text()) for p in sorted((self.services / "remediated").glob("*"))]
+        records = sorted((self.services / "remediated").glob("*.json"))
+        return [json.loads(p.read_text()) for p in records]
 
     def runs_per_service(self) -> Counter[str]:
         return Counter(e.service for e in self.journal() if not e.skipped)

@@ -151,42 +151,68 @@ def test_diagnostics_for_one_event_are_collected_once(
     ]
 
 
+def inventory_with_interpreter(target: DemoTarget, tmp_path: Path, name: str, script: str) -> Path:
+    """The target's inventory with a shell script in front of its Python interpreter.
+
+    The script runs before each task's module, so it can stop a run at an exact point.
+    """
+    interpreter = tmp_path / name
+    interpreter.write_text(f"#!/bin/sh\n{script}exec '{sys.executable}' \"$@\"\n")
+    interpreter.chmod(0o755)
+    inventory = yaml.safe_load(target.inventory.read_text())
+    inventory["all"]["hosts"][target.host]["ansible_python_interpreter"] = str(interpreter)
+    path = tmp_path / f"{name}-inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    return path
+
+
+def start_remediation(
+    collection: Path, inventory: Path, event_id: str, stdout: int
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        playbook_command(
+            collection,
+            inventory,
+            "restart_service",
+            *("-e", "remediation_service=api", "-e", f"remediation_event_id={event_id}"),
+        ),
+        env=subprocess_env(collection),
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def hang_once_running(target: DemoTarget, reached: Path, until: str) -> str:
+    """Shell: once the service runs, say so and wait for `until` (a shell condition)."""
+    return (
+        f"if grep -qx running '{target.services / 'api.state'}' 2>/dev/null; then\n"
+        f"  touch '{reached}'\n"
+        f"  while ! {until}; do sleep 0.05; done\n"
+        "fi\n"
+    )
+
+
 def test_a_run_cut_short_after_acting_records_nothing_and_acts_again(
     installed_collection: Path, target: DemoTarget, tmp_path: Path
 ) -> None:
     """A crash between the restart and its record: the event's next run is not skipped.
 
-    The host's Python interpreter is a script that hangs once the service is running, so
-    ansible-playbook is killed (SIGKILL to its process group) at that exact point.
+    The run hangs once the service is running, and ansible-playbook is killed (SIGKILL to its
+    process group) at that exact point, holding the event's claim.
     """
     reached = tmp_path / "crash-point-reached"
-    interpreter = tmp_path / "python-until-running"
-    interpreter.write_text(
-        "#!/bin/sh\n"
-        f"if grep -qx running '{target.services / 'api.state'}' 2>/dev/null; then\n"
-        f"  touch '{reached}'\n"
-        "  exec sleep 300\n"
-        "fi\n"
-        f"exec '{sys.executable}' \"$@\"\n"
+    crashing = inventory_with_interpreter(
+        target, tmp_path, "python-until-running", hang_once_running(target, reached, "false")
     )
-    interpreter.chmod(0o755)
-    inventory = yaml.safe_load(target.inventory.read_text())
-    inventory["all"]["hosts"][target.host]["ansible_python_interpreter"] = str(interpreter)
-    crashing_inventory = tmp_path / "crashing-inventory.yml"
-    crashing_inventory.write_text(yaml.safe_dump(inventory))
     target.break_service("api")
 
-    run = subprocess.Popen(
-        playbook_command(
-            installed_collection,
-            crashing_inventory,
-            "restart_service",
-            *("-e", "remediation_service=api", "-e", "remediation_event_id=event-1"),
-        ),
-        env=subprocess_env(installed_collection),
+    run = start_remediation(
+        installed_collection,
+        crashing,
+        "event-1",
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     try:
         wait_until(reached.exists, 60, 0.05, "the run to reach the crash point")
@@ -199,3 +225,42 @@ def test_a_run_cut_short_after_acting_records_nothing_and_acts_again(
     assert "api on web01: already running" in again.stdout
     assert target.remediations() == [("api", "event-1")]
     assert [r["event_id"] for r in target.records()] == ["event-1"]
+
+
+def test_a_run_started_while_another_holds_the_event_waits_and_skips(
+    installed_collection: Path, target: DemoTarget, tmp_path: Path
+) -> None:
+    """Two runs for one event at once (two activations holding the same message): one acts.
+
+    The first run stops after acting, before its record, until the second run has started
+    its claim. The second must wait for the first's record and skip, not act too.
+    """
+    reached, claiming = tmp_path / "first-acted", tmp_path / "second-claiming"
+    first_inventory = inventory_with_interpreter(
+        target,
+        tmp_path,
+        "python-first",
+        hang_once_running(target, reached, f"test -e '{claiming}'"),
+    )
+    second_inventory = inventory_with_interpreter(
+        target,
+        tmp_path,
+        "python-second",
+        f"case \"$1\" in *remediation_claim*) touch '{claiming}' ;; esac\n",
+    )
+    target.break_service("api")
+
+    first = start_remediation(
+        installed_collection, first_inventory, "event-1", stdout=subprocess.PIPE
+    )
+    wait_until(reached.exists, 60, 0.05, "the first run to act")
+    second = start_remediation(
+        installed_collection, second_inventory, "event-1", stdout=subprocess.PIPE
+    )
+    outputs = [run.communicate(timeout=120)[0] for run in (first, second)]
+
+    assert [run.returncode for run in (first, second)] == [0, 0], outputs
+    assert "api on web01: restarted" in outputs[0]
+    assert "api on web01: skipped, event event-1 was remediated already" in outputs[1]
+    assert target.remediations() == [("api", "event-1")]
+    assert target.skips() == [("api", "event-1")]
