@@ -192,3 +192,22 @@ async def test_a_renewal_refused_while_the_message_is_being_deleted_leaves_it_to
         await eventually(lambda: proxy.pending_faults() == 0, what="the refused renewal")
         await eventually(lambda: queue.counts() == (0, 0), what="deleted after all")
     assert "refused to renew" not in caplog.text
+
+
+async def test_a_renewal_that_lands_after_the_visibility_timeout_ran_out_is_reported(
+    queue: TestQueue, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue.send_many(["fills the engine's queue of one", "waits in put, held"])
+    # SQS fails the renewal on its side four times: backing off 0.1 + 0.2 + 0.4 + 0.8 s at
+    # least, after it fell due with at most 1.3 s of the 2 s visibility timeout left.
+    renewal_failed = failed_entries(sender_fault=False)
+    proxy.inject(renewal_failed, action="ChangeMessageVisibilityBatch", times=4)
+    caplog.set_level(logging.WARNING, logger="durable.eda.aws_sqs_queue")
+    async with running_source(source_args(queue, proxy.url, visibility_timeout=2)) as engine:
+        await eventually(
+            lambda: "after their visibility timeout ran out" in caplog.text,
+            what="the late renewal reported",
+        )
+        events = await consume(engine, 2)
+    assert [e["body"] for e in events] == ["fills the engine's queue of one", "waits in put, held"]
+    assert "visibility_timeout=2 allows" in caplog.text

@@ -148,6 +148,9 @@ options:
         stays hidden after the process dies, or stalls (a process silent for longer loses what
         it holds to another consumer, which is a duplicate delivery). 0 disables the heartbeat
         and lets a held message be delivered again at once.
+      - The heartbeat renews a message with half of this still to run. A renewal that lands
+        after it ran out (retries, a slow link, a starved process) is logged at warning level,
+        since another consumer may have received the message meanwhile.
     type: int
     default: 30
   pollers:
@@ -728,12 +731,23 @@ class Leases:
         return [(m, self.held[m].receipt_handle) for m in message_ids if m in self.held]
 
     def due_for_renewal(self) -> list[str]:
-        horizon = time.monotonic() + self.visibility_timeout / 2
+        # Renewed with half its visibility timeout still to run, at the latest: a renewal
+        # held up by retries, a slow link or a starved process has that long to land.
+        horizon = time.monotonic() + self.visibility_timeout * 2 / 3
         return [m for m, lease in self.held.items() if lease.visible_at <= horizon]
 
-    def renewed(self, message_id: str) -> None:
-        if message_id in self.held:
-            self.held[message_id].visible_at = time.monotonic() + self.visibility_timeout
+    def renewed(self, message_id: str, requested_at: float) -> float:
+        """Hidden again from `requested_at` (SQS took the renewal after it was asked for).
+
+        Returns for how long the visibility may have run out before the renewal landed:
+        0 if it landed in time, else another consumer may have received the message.
+        """
+        lease = self.held.get(message_id)
+        if lease is None:
+            return 0.0
+        lapsed = max(0.0, time.monotonic() - lease.visible_at)
+        lease.visible_at = requested_at + self.visibility_timeout
+        return lapsed
 
     def unacknowledged(self) -> list[str]:
         return [m for m, lease in self.held.items() if not lease.acknowledged]
@@ -1115,11 +1129,13 @@ class SQSSource:
             held = self.leases.handles(message_ids)
             if not held:
                 return
+            requested_at = time.monotonic()
             reply = await with_retry(
                 action.operation, functools.partial(self._call, action, held), self.config
             )
             deleted_payloads = self._payloads_of(action, held)
-            failed = self._settle_batch(action, [message_id for message_id, _handle in held], reply)
+            ids = [message_id for message_id, _handle in held]
+            failed = self._settle_batch(action, ids, reply, requested_at)
             await self.delete_payloads([p for m, p in deleted_payloads if m not in failed])
             if not failed:
                 return
@@ -1163,23 +1179,39 @@ class SQSSource:
         return call(QueueUrl=self.queue_url, Entries=entries)
 
     def _settle_batch(
-        self, action: BatchAction, ids: list[str], reply: Mapping[str, Any]
+        self, action: BatchAction, ids: list[str], reply: Mapping[str, Any], requested_at: float
     ) -> dict[str, str]:
         """Update leases from a batch reply; return the ids SQS failed on its side, with codes."""
         failures = {int(f["Id"]): f for f in reply.get("Failed") or []}
         retry: dict[str, str] = {}
+        lapsed: list[float] = []
         for index, message_id in enumerate(ids):
             failure = failures.get(index)
             if failure is None:
                 if action.ends_lease:
                     self.leases.drop(message_id)
                 else:
-                    self.leases.renewed(message_id)
+                    lapsed.append(self.leases.renewed(message_id, requested_at))
             elif not failure.get("SenderFault"):
                 retry[message_id] = str(failure.get("Code", "unknown"))
             else:
                 self._refused(action, message_id, str(failure.get("Code")))
+        self._warn_of_lapsed_leases([seconds for seconds in lapsed if seconds > 0])
         return retry
+
+    def _warn_of_lapsed_leases(self, lapsed: list[float]) -> None:
+        # SQS accepts a late renewal unless another consumer has received the message since,
+        # so a lease that ran out is otherwise silent.
+        if lapsed:
+            LOG.warning(
+                "renewed %d held messages up to %.1f s after their visibility timeout ran "
+                "out; another consumer may have received them meanwhile (a duplicate "
+                "delivery). Renewals take longer than visibility_timeout=%d allows: raise it, "
+                "or give this process more CPU or a faster link to SQS",
+                len(lapsed),
+                max(lapsed),
+                self.config.visibility_timeout,
+            )
 
     def _refused(self, action: BatchAction, message_id: str, code: str) -> None:
         lease = self.leases.held.get(message_id)
@@ -1202,7 +1234,7 @@ class SQSSource:
     # Keeping held messages invisible -------------------------------------------------
 
     async def heartbeat(self) -> None:
-        interval = max(0.5, self.config.visibility_timeout / 4)
+        interval = max(0.5, self.config.visibility_timeout / 6)
         while True:
             await asyncio.sleep(interval)
             for batch in chunks(self.leases.due_for_renewal()):
