@@ -128,6 +128,31 @@ async def test_heartbeat_keeps_a_waiting_message_invisible(
     assert [e["meta"]["sqs"]["receipt_count"] for e in events] == [1, 1]
 
 
+async def test_every_message_of_a_received_batch_is_kept_invisible_while_it_waits(
+    queue: TestQueue, proxy: FaultProxy
+) -> None:
+    """A batch received while the engine is busy waits in the source until the engine takes
+    it; each of its messages must be renewed from the moment it was received, or SQS gives
+    it to another consumer meanwhile (a duplicate delivery while this process still has it).
+    """
+    queue.send_many([f"message {n}" for n in range(6)])
+    # Batches of 2: one in the engine's queue (deleted: its put returned), one in hand, two
+    # waiting to be handed over, and the last batch received while those wait.
+    args = source_args(queue, proxy.url, visibility_timeout=2, max_number_of_messages=2)
+    async with running_source(args) as engine:
+        await eventually(lambda: queue.counts() == (0, 5), what="all received, one deleted")
+        renewals = proxy.count("ChangeMessageVisibilityBatch")
+        # Eight heartbeats (0.5 s apart): twice the 2 s visibility timeout.
+        await eventually(
+            lambda: proxy.count("ChangeMessageVisibilityBatch") >= renewals + 8,
+            what="eight more renewals",
+        )
+        assert await asyncio.to_thread(queue.counts) == (0, 5)
+        events = await consume(engine, 6)
+    assert sorted(e["body"] for e in events) == sorted(f"message {n}" for n in range(6))
+    assert [e["meta"]["sqs"]["receipt_count"] for e in events] == [1] * 6
+
+
 async def test_deletes_and_receives_are_batched(queue: TestQueue, proxy: FaultProxy) -> None:
     queue.send_many([str(i) for i in range(60)])
     async with running_source(source_args(queue, proxy.url)) as engine:

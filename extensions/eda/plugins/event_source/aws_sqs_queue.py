@@ -976,15 +976,24 @@ class SQSSource:
 
     async def poll(self) -> None:
         while True:
-            for message in await self.receive():
-                if not self.leases.take(message):
-                    LOG.debug(
-                        "message %s delivered twice while held; kept once", message["MessageId"]
-                    )
-                    continue
+            for message in self.hold(await self.receive()):
                 inlined = await self.inline_payload(message) if self.s3 is not None else message
                 if inlined is not None:
                     await self.ready.put(inlined)
+
+    def hold(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Lease a whole batch as it arrives; the messages not held already.
+
+        The batch then waits while the engine is busy, for minutes with a slow engine: only
+        a held message is renewed, and one that is not comes back to other consumers.
+        """
+        fresh = []
+        for message in messages:
+            if self.leases.take(message):
+                fresh.append(message)
+            else:
+                LOG.debug("message %s delivered twice while held; kept once", message["MessageId"])
+        return fresh
 
     async def inline_payload(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """The message with its S3-stored body fetched; None if that body cannot be read."""
